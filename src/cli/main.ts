@@ -1,0 +1,17 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { registerChatCommand } from './chat-command.js';
+import { registerWorkerCommand } from './worker-command.js';
+
+const program = new Command()
+  .name('quillman')
+  .description('QuiLLMan: self-hostable, full-duplex voice chat over the Moshi protocol')
+  .showHelpAfterError();
+
+registerWorkerCommand(program);
+registerChatCommand(program);
+
+program.parseAsync().catch((err: Error) => {
+  process.stderr.write(`quillman: ${err.message}\n`);
+  process.exit(1);
+});
