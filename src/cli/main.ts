@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { registerChatCommand } from './chat-command.js';
+import { registerServeCommand } from './serve-command.js';
 import { registerWorkerCommand } from './worker-command.js';
 
 const program = new Command()
@@ -8,6 +9,7 @@ const program = new Command()
   .description('QuiLLMan: self-hostable, full-duplex voice chat over the Moshi protocol')
   .showHelpAfterError();
 
+registerServeCommand(program);
 registerWorkerCommand(program);
 registerChatCommand(program);
 

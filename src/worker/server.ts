@@ -16,6 +16,7 @@ import { encodeError, encodeMetadata } from '../protocol/frames.js';
 import { describeParamIssues, parseSamplingParams } from '../protocol/sampling.js';
 import type { Logger } from '../util/logger.js';
 import { WorkerSession } from './session.js';
+import { warmUpOnce } from './warm-up.js';
 
 export interface WorkerServerOptions {
   port: number;
@@ -26,6 +27,7 @@ export interface WorkerServerOptions {
   maxMessageBytes?: number;
   maxBufferedBytes?: number;
   idleTimeoutMs?: number;
+  packetsPerPage?: number;
 }
 
 export interface WorkerServer {
@@ -82,6 +84,7 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
         log: log.child({ conversation: conversations }),
         maxBufferedBytes: options.maxBufferedBytes ?? 1024 * 1024,
         idleTimeoutMs: options.idleTimeoutMs ?? 30_000,
+        packetsPerPage: options.packetsPerPage ?? 1,
       });
       session = current;
       log.info({ conversation: conversations }, 'conversation started');
@@ -102,12 +105,9 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
   log.info({ port, engine: engine.info.name }, 'worker listening');
 
   // Listen first, then warm up: the health endpoint shows progress while models load.
-  const warm = engine.warmUp
-    ? engine.warmUp((progress) => {
-        status = { status: 'warming', progress };
-      })
-    : Promise.resolve();
-  await warm.then(
+  await warmUpOnce(engine, (progress) => {
+    status = { status: 'warming', progress };
+  }).then(
     () => {
       status = { status: 'idle' };
       log.info({ engine: engine.info }, 'worker ready');

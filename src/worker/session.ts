@@ -20,11 +20,13 @@ export interface WorkerSessionOptions {
   maxBufferedBytes: number;
   /** The conversation ends if no audio arrives for this long. */
   idleTimeoutMs: number;
+  /** 20 ms Opus packets per Ogg page sent: 1 for the lowest latency, 4 for one page per 80 ms frame. */
+  packetsPerPage: number;
 }
 
 export class WorkerSession {
   private readonly decoder = new OggOpusDecoder();
-  private readonly encoder = new OggOpusEncoder({ frameMs: 20, packetsPerPage: 1 });
+  private readonly encoder: OggOpusEncoder;
   private readonly chunker = new FrameChunker(ENGINE_FRAME_SAMPLES);
   private readonly abort = new AbortController();
   private conversation?: Conversation;
@@ -37,6 +39,7 @@ export class WorkerSession {
 
   constructor(private readonly ws: WebSocket, private readonly options: WorkerSessionOptions) {
     this.finished = new Promise((resolve) => (this.resolveFinished = resolve));
+    this.encoder = new OggOpusEncoder({ frameMs: 20, packetsPerPage: options.packetsPerPage });
     ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
     ws.on('close', () => void this.end());
     ws.on('error', (err) => options.log.warn({ err: err.message }, 'client socket error'));

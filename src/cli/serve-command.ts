@@ -1,0 +1,63 @@
+import type { Command } from 'commander';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadSettings, SETTINGS, type Settings } from '../config/settings.js';
+import { startGateway } from '../gateway/server.js';
+import { createPool } from '../pool/index.js';
+import { createLogger } from '../util/logger.js';
+import { onShutdown } from './options.js';
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** POSIX single-quoting, so paths with spaces survive the command template. */
+const quote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+
+/** This very CLI (built or run through tsx) started as a worker: the default local worker command. */
+export function selfWorkerCommand(engine: string): string {
+  const self = [process.execPath, ...process.execArgv, process.argv[1]].map(quote).join(' ');
+  return `${self} worker --engine ${quote(engine)} --port {port}`;
+}
+
+export const ENGINE_LABELS: Record<string, string> = {
+  cascade: 'cascade (CPU: VAD → speech-to-text → language model → text-to-speech)',
+  loopback: 'loopback (TEST ENGINE: plays your voice back after a delay; not a conversation)',
+};
+
+export function resolveSettings(flags: Record<string, unknown>): Settings {
+  return loadSettings({
+    configFile: flags.config as string | undefined,
+    flags,
+    derive(raw) {
+      const pool = ((raw.pool ??= {}) as Record<string, unknown>);
+      const engine = ((raw.engine ??= {}) as Record<string, unknown>);
+      const gateway = ((raw.gateway ??= {}) as Record<string, unknown>);
+      const local = ((pool.local ??= {}) as Record<string, unknown>);
+      local.command ??= selfWorkerCommand(String(engine.name ?? 'cascade'));
+      // Our workers read their engine settings from here, so one config file configures the whole system.
+      local.env = { QUILLMAN_ENGINE_SETTINGS: JSON.stringify(engine), ...(local.env as object | undefined) };
+      gateway.staticDir ??= resolve(REPO_ROOT, 'dist/web');
+    },
+  });
+}
+
+export function registerServeCommand(program: Command): void {
+  const cmd = program
+    .command('serve')
+    .description('run the gateway: the web app, and one worker per conversation from a pool')
+    .option('--config <file>', 'YAML or JSON settings file (also QUILLMAN_CONFIG)');
+  for (const spec of SETTINGS) cmd.option(spec.flag, `${spec.description} [env ${spec.env}]`);
+  cmd.action(async (flags: Record<string, unknown>) => {
+    const settings = resolveSettings(flags);
+    const log = createLogger('gateway');
+    const engineLabel = settings.pool.provider === 'remote' ? 'remote workers' : (ENGINE_LABELS[settings.engine.name] ?? settings.engine.name);
+    const pool = createPool(settings.pool, log.child({ component: 'pool' }));
+    const startPool = pool.start();
+    const gateway = await startGateway({ settings: settings.gateway, pool, log, engineLabel });
+    log.info(`QuiLLMan is serving ${gateway.url} with the ${engineLabel} engine`);
+    onShutdown(log, async () => {
+      await gateway.close();
+      await pool.close();
+    });
+    await startPool.catch((err: Error) => log.error({ err }, 'the worker pool failed to start'));
+  });
+}

@@ -1,0 +1,155 @@
+/**
+ * Every setting of `quillman serve`, from defaults ← config file ← environment
+ * ← flags, validated once at start-up. One table drives the flags, the
+ * environment variables and the README's configuration table, so they cannot
+ * drift apart.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { GatewaySettingsSchema } from '../gateway/config.js';
+import { PoolConfigSchema } from '../pool/config.js';
+import { ENGINE_NAMES } from '../engines/registry.js';
+
+export const EngineSettingsSchema = z
+  .object({
+    name: z.enum(ENGINE_NAMES).default('cascade'),
+    loopback: z.object({ delayMs: z.number().min(80), textIntervalMs: z.number().min(0) }).partial().strict().default({}),
+    /** Passed to the cascade engine, which validates it with its own schema. */
+    cascade: z.record(z.string(), z.unknown()).default({}),
+  })
+  .strict();
+
+export const SettingsSchema = z
+  .object({
+    gateway: GatewaySettingsSchema.default(GatewaySettingsSchema.parse({})),
+    pool: PoolConfigSchema,
+    engine: EngineSettingsSchema.default(EngineSettingsSchema.parse({})),
+  })
+  .strict();
+
+export type Settings = z.infer<typeof SettingsSchema>;
+
+type Parse = (raw: string) => unknown;
+const int: Parse = (raw) => (/^-?\d+$/.test(raw.trim()) ? Number(raw) : raw);
+const num: Parse = (raw) => (raw.trim() !== '' && Number.isFinite(Number(raw)) ? Number(raw) : raw);
+const list: Parse = (raw) => raw.split(',').map((s) => s.trim()).filter(Boolean);
+const str: Parse = (raw) => raw;
+
+export interface SettingSpec {
+  /** Dotted path into Settings. */
+  path: string;
+  flag: string;
+  env: string;
+  parse: Parse;
+  description: string;
+  /** Shown in docs when the default depends on other settings. */
+  defaultText?: string;
+}
+
+export const SETTINGS: SettingSpec[] = [
+  { path: 'gateway.port', flag: '--port <n>', env: 'QUILLMAN_PORT', parse: int, description: 'HTTP port of the gateway' },
+  { path: 'gateway.host', flag: '--host <addr>', env: 'QUILLMAN_HOST', parse: str, description: 'address to listen on (0.0.0.0 to serve the network; the microphone then needs https)' },
+  { path: 'engine.name', flag: '--engine <name>', env: 'QUILLMAN_ENGINE', parse: str, description: `engine of the project's own workers: ${ENGINE_NAMES.join(', ')}` },
+  { path: 'pool.provider', flag: '--provider <local|remote>', env: 'QUILLMAN_PROVIDER', parse: str, description: 'start workers here (local) or use running ones (remote)' },
+  { path: 'pool.warm', flag: '--warm <n>', env: 'QUILLMAN_WARM', parse: int, description: 'workers kept started and ready while nobody talks' },
+  { path: 'pool.maxWorkers', flag: '--max-workers <n>', env: 'QUILLMAN_MAX_WORKERS', parse: int, description: 'most workers at once (one conversation each)' },
+  { path: 'pool.idleTimeoutSeconds', flag: '--idle-timeout <s>', env: 'QUILLMAN_IDLE_TIMEOUT', parse: num, description: 'idle time before a warm worker beyond --warm is stopped' },
+  { path: 'pool.maxQueue', flag: '--max-queue <n>', env: 'QUILLMAN_MAX_QUEUE', parse: int, description: 'conversations that may wait for a worker; more are refused' },
+  { path: 'gateway.maxConversationSeconds', flag: '--max-conversation <s>', env: 'QUILLMAN_MAX_CONVERSATION', parse: num, description: 'maximum conversation length; the client is warned before' },
+  { path: 'pool.local.command', flag: '--worker-command <template>', env: 'QUILLMAN_WORKER_COMMAND', parse: str, description: 'local: command that starts one worker, with {port}', defaultText: "this CLI's `worker --engine <engine> --port {port}`" },
+  { path: 'pool.local.gpus', flag: '--gpus <ids>', env: 'QUILLMAN_GPUS', parse: list, description: 'local: comma-separated GPU ids; each worker is pinned to one with CUDA_VISIBLE_DEVICES' },
+  { path: 'pool.local.basePort', flag: '--worker-base-port <n>', env: 'QUILLMAN_WORKER_BASE_PORT', parse: int, description: 'local: first port tried for workers' },
+  { path: 'pool.local.readyTimeoutSeconds', flag: '--worker-ready-timeout <s>', env: 'QUILLMAN_WORKER_READY_TIMEOUT', parse: num, description: 'local: how long a worker may take to load its model' },
+  { path: 'pool.remote.urls', flag: '--worker-urls <urls>', env: 'QUILLMAN_WORKER_URLS', parse: list, description: 'remote: comma-separated worker URLs (ws://host:port/api/chat)' },
+  { path: 'gateway.staticDir', flag: '--static-dir <dir>', env: 'QUILLMAN_STATIC_DIR', parse: str, description: 'built web app to serve', defaultText: 'dist/web' },
+];
+
+export class SettingsError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SettingsError';
+  }
+}
+
+function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
+  const keys = path.split('.');
+  let node = target;
+  for (const key of keys.slice(0, -1)) {
+    if (typeof node[key] !== 'object' || node[key] === null) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[keys[keys.length - 1]] = value;
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new SettingsError(`cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  try {
+    const parsed = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+    if (parsed === null || parsed === undefined) return {};
+    if (typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('the top level must be a mapping');
+    return parsed as Record<string, unknown>;
+  } catch (err) {
+    throw new SettingsError(`config file ${path} is not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`);
+  }
+}
+
+/** Commander's camelCase key for a flag such as "--max-workers <n>". */
+export function flagKey(flag: string): string {
+  return flag
+    .split(' ')[0]
+    .replace(/^--/, '')
+    .replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+}
+
+export interface LoadSettingsInput {
+  configFile?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Commander's parsed options (raw strings). */
+  flags?: Record<string, unknown>;
+  /** Fills defaults that depend on other settings (e.g. the worker command depends on the engine), before validation. */
+  derive?: (raw: Record<string, unknown>) => void;
+}
+
+export function loadSettings(input: LoadSettingsInput = {}): Settings {
+  const env = input.env ?? process.env;
+  const raw: Record<string, unknown> = {};
+  const file = input.configFile ?? env.QUILLMAN_CONFIG;
+  if (file) mergeDeep(raw, readConfigFile(file));
+  for (const spec of SETTINGS) {
+    const value = env[spec.env];
+    if (value !== undefined && value !== '') setPath(raw, spec.path, spec.parse(value));
+  }
+  for (const spec of SETTINGS) {
+    const value = input.flags?.[flagKey(spec.flag)];
+    if (value !== undefined) setPath(raw, spec.path, typeof value === 'string' ? spec.parse(value) : value);
+  }
+  input.derive?.(raw);
+  const result = SettingsSchema.safeParse(raw);
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => {
+      const path = issue.path.join('.');
+      const spec = SETTINGS.find((s) => s.path === path);
+      const where = spec ? ` (${spec.flag.split(' ')[0]} / ${spec.env})` : '';
+      return `  ${path || '(top level)'}${where}: ${issue.message}`;
+    });
+    throw new SettingsError(`invalid settings:\n${lines.join('\n')}`);
+  }
+  return result.data;
+}
+
+function mergeDeep(target: Record<string, unknown>, source: Record<string, unknown>): void {
+  for (const [key, value] of Object.entries(source)) {
+    const existing = target[key];
+    if (value && typeof value === 'object' && !Array.isArray(value) && existing && typeof existing === 'object' && !Array.isArray(existing)) {
+      mergeDeep(existing as Record<string, unknown>, value as Record<string, unknown>);
+    } else {
+      target[key] = value;
+    }
+  }
+}

@@ -1,0 +1,32 @@
+/** Gateway settings. Pool settings live with the pool (src/pool/config.ts). */
+import { z } from 'zod';
+
+export const GatewaySettingsSchema = z
+  .object({
+    host: z.string().min(1).default('127.0.0.1'),
+    port: z.number().int().min(0).max(65535).default(8000),
+    /** Built web app; a placeholder page is served when it is missing. */
+    staticDir: z.string().optional(),
+    /** The original QuiLLMan capped conversations at 600 s. */
+    maxConversationSeconds: z.number().positive().default(600),
+    /** When to warn the client that the conversation is about to hit its cap. */
+    warnBeforeEndSeconds: z.array(z.number().positive()).default([60, 10]),
+    /** Largest websocket message; an Ogg page is at most ~64 KiB. */
+    maxMessageBytes: z.number().int().min(1024).default(128 * 1024),
+    /** Reply audio queued for a client that stopped reading, before it is dropped (~60 s of Opus). */
+    clientMaxBufferedBytes: z.number().int().min(1024).default(256 * 1024),
+    /** Client audio queued for a worker that stopped reading, before the worker is called stalled. */
+    workerMaxBufferedBytes: z.number().int().min(1024).default(256 * 1024),
+    /** A worker must send its handshake within this time of the connection (Moshi resets its state first). */
+    workerHandshakeTimeoutSeconds: z.number().positive().default(30),
+    /** Websocket pings to the worker; a worker that misses pongs this long is stalled. */
+    workerPingIntervalSeconds: z.number().positive().default(5),
+    workerStallTimeoutSeconds: z.number().positive().default(15),
+    /** A live conversation whose client sends nothing for this long is ended. */
+    clientIdleTimeoutSeconds: z.number().positive().default(30),
+    /** Attempts to connect a conversation to a worker before giving up. */
+    connectAttempts: z.number().int().min(1).default(3),
+  })
+  .strict();
+
+export type GatewaySettings = z.infer<typeof GatewaySettingsSchema>;

@@ -1,0 +1,328 @@
+/**
+ * One client conversation in the gateway: wait for a worker, connect, relay
+ * both directions frame by frame, enforce limits, and give the worker back
+ * only after the worker's side of the session has closed, so the next
+ * conversation always starts from fresh model state.
+ */
+import { randomUUID } from 'node:crypto';
+import WebSocket from 'ws';
+import { NoWorkersError, QueueFullError, type Lease, type WorkerPool } from '../pool/types.js';
+import { CloseCode, closeReason } from '../protocol/close-codes.js';
+import type { ServerEvent } from '../protocol/events.js';
+import { encodeError, encodeMetadata, Kind } from '../protocol/frames.js';
+import { describeParamIssues, parseSamplingParams, samplingToQuery } from '../protocol/sampling.js';
+import type { Logger } from '../util/logger.js';
+import { ClientInputValidator } from './client-input.js';
+import type { GatewaySettings } from './config.js';
+import { kindLabel, type ErrorKind, type GatewayMetrics } from './metrics.js';
+
+export interface ConversationContext {
+  pool: WorkerPool;
+  settings: GatewaySettings;
+  metrics: GatewayMetrics;
+  log: Logger;
+}
+
+/** Header pages sent before the worker is live, replayed to it once it is: its decoder needs them. */
+const MAX_STASHED_HEADER_BYTES = 16 * 1024;
+
+type ConnectResult = { ok: true; socket: WebSocket } | { ok: false; refused: boolean; reason: string };
+
+export class GatewayConversation {
+  readonly id = randomUUID().slice(0, 8);
+  private readonly log: Logger;
+  private readonly validator: ClientInputValidator;
+  private readonly acquireAbort = new AbortController();
+  private readonly connectedAt = performance.now();
+  private liveAt = 0;
+  private lease?: Lease;
+  private worker?: WebSocket;
+  private live = false;
+  private finished = false;
+  private stash: Uint8Array[] = [];
+  private stashBytes = 0;
+  private timers: NodeJS.Timeout[] = [];
+  private lastPong = 0;
+  private lastClientMessage = performance.now();
+  private outcome = 'completed';
+  private readonly relayedToWorker;
+  private readonly relayedToClient = new Map<number, { inc(): void }>();
+
+  constructor(
+    private readonly client: WebSocket,
+    private readonly requestUrl: URL,
+    legacy: boolean,
+    private readonly ctx: ConversationContext,
+  ) {
+    this.log = ctx.log.child({ session: this.id });
+    this.validator = new ClientInputValidator(legacy);
+    this.relayedToWorker = ctx.metrics.framesRelayed.labels('to_worker', 'audio');
+  }
+
+  async run(): Promise<void> {
+    const { client } = this;
+    client.on('message', (data: Buffer, isBinary) => this.onClientMessage(data, isBinary));
+    client.on('close', (code) => this.onClientClose(code));
+    client.on('error', (err) => {
+      // ws closes with 1009 on its own when maxPayload is exceeded; count it.
+      if ((err as { code?: string }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.countError('oversized_message');
+      this.log.debug({ err: err.message }, 'client socket error');
+    });
+
+    const parsed = parseSamplingParams(this.requestUrl.searchParams);
+    if (!parsed.ok) return this.fail('invalid_params', CloseCode.InvalidParams, describeParamIssues(parsed.issues));
+    const query = samplingToQuery(parsed.params, parsed.passthrough).toString();
+
+    for (let attempt = 1; attempt <= this.ctx.settings.connectAttempts && !this.finished; attempt++) {
+      const lease = await this.acquire();
+      if (!lease) return;
+      const result = await this.connect(lease, query);
+      if (result.ok) return this.startRelay(lease, result.socket);
+      this.countError(result.refused ? 'worker_refused' : 'worker_unreachable');
+      this.log.warn({ worker: lease.worker.id, reason: result.reason, attempt }, 'worker did not take the conversation');
+      lease.release({ healthy: result.refused, refused: result.refused, reason: result.reason });
+    }
+    if (!this.finished) {
+      this.fail('worker_unreachable', CloseCode.TryAgainLater, 'No worker accepted the conversation. Try again in a moment; if it persists, check the gateway log.');
+    }
+  }
+
+  private async acquire(): Promise<Lease | undefined> {
+    try {
+      return await this.ctx.pool.acquire({
+        signal: this.acquireAbort.signal,
+        onQueued: (position, queued) => this.sendEvent({ type: 'queue', position, queued }),
+        onWarmingUp: (message) => this.sendEvent({ type: 'warming_up', message }),
+      });
+    } catch (err) {
+      if (this.finished) return undefined;
+      if (err instanceof QueueFullError) this.fail('queue_full', CloseCode.TryAgainLater, err.message);
+      else if (err instanceof NoWorkersError) this.fail('no_workers', CloseCode.TryAgainLater, err.message);
+      else this.fail('no_workers', CloseCode.InternalError, `Could not get a worker: ${(err as Error).message}`);
+      return undefined;
+    }
+  }
+
+  private connect(lease: Lease, query: string): Promise<ConnectResult> {
+    const url = lease.worker.url + (query ? (lease.worker.url.includes('?') ? '&' : '?') + query : '');
+    const socket = new WebSocket(url, {
+      perMessageDeflate: false,
+      handshakeTimeout: this.ctx.settings.workerHandshakeTimeoutSeconds * 1000,
+      maxPayload: this.ctx.settings.maxMessageBytes * 4,
+    });
+    return new Promise((resolve) => {
+      const done = (r: ConnectResult) => {
+        socket.removeAllListeners('open');
+        socket.removeAllListeners('unexpected-response');
+        resolve(r);
+      };
+      socket.once('open', () => done({ ok: true, socket }));
+      socket.once('unexpected-response', (_req, res) => {
+        socket.terminate();
+        done({ ok: false, refused: res.statusCode === 503, reason: `HTTP ${res.statusCode}` });
+      });
+      socket.on('error', (err) => done({ ok: false, refused: false, reason: err.message }));
+      this.acquireAbort.signal.addEventListener('abort', () => socket.terminate(), { once: true });
+    });
+  }
+
+  private startRelay(lease: Lease, worker: WebSocket): void {
+    this.lease = lease;
+    this.worker = worker;
+    this.log.info({ worker: lease.worker.id }, 'worker connected');
+    worker.removeAllListeners('error');
+    worker.on('error', (err) => this.log.warn({ err: err.message }, 'worker socket error'));
+    worker.on('message', (data: Buffer) => this.onWorkerMessage(data));
+    worker.on('pong', () => (this.lastPong = performance.now()));
+    worker.on('close', (code, reason) => this.onWorkerClose(code, reason.toString()));
+    lease.lost.addEventListener('abort', () => worker.terminate(), { once: true });
+    if (lease.lost.aborted || this.finished) return void worker.close(CloseCode.Normal, 'client left');
+
+    this.lastPong = performance.now();
+    this.every(this.ctx.settings.workerPingIntervalSeconds * 1000, () => this.checkWorker());
+    this.after(this.ctx.settings.workerHandshakeTimeoutSeconds * 1000, () => {
+      if (!this.live) this.stalled('The worker did not complete its handshake in time.');
+    });
+  }
+
+  private onWorkerMessage(data: Buffer): void {
+    if (this.finished || data.length === 0) return;
+    const kind = data[0];
+    if (!this.live) {
+      if (kind === Kind.Audio) return; // never audio before the handshake
+      if (kind === Kind.Handshake) {
+        this.sendToClient(data, kind);
+        return this.goLive();
+      }
+    }
+    this.sendToClient(data, kind);
+  }
+
+  private goLive(): void {
+    this.live = true;
+    this.liveAt = performance.now();
+    this.ctx.metrics.timeToHandshake.observe((this.liveAt - this.connectedAt) / 1000);
+    this.ctx.metrics.sessionsActive.inc();
+    const { maxConversationSeconds, warnBeforeEndSeconds } = this.ctx.settings;
+    this.sendEvent({ type: 'session', id: this.id, maxSeconds: maxConversationSeconds, worker: this.lease?.worker.id });
+    for (const bytes of this.stash) this.sendToWorker(bytes);
+    this.stash = [];
+    for (const before of warnBeforeEndSeconds) {
+      if (before < maxConversationSeconds) this.after((maxConversationSeconds - before) * 1000, () => this.sendEvent({ type: 'ending_soon', secondsLeft: before }));
+    }
+    this.after(maxConversationSeconds * 1000, () => {
+      this.outcome = 'time_limit';
+      this.countError('time_limit');
+      this.sendEvent({ type: 'ended', reason: 'time_limit' });
+      this.end(CloseCode.TimeLimit, `The conversation reached its ${maxConversationSeconds} s limit. Reconnect to start a new one.`);
+    });
+    this.lastClientMessage = performance.now();
+  }
+
+  private checkWorker(): void {
+    const now = performance.now();
+    const stallMs = this.ctx.settings.workerStallTimeoutSeconds * 1000;
+    if (now - this.lastPong > stallMs) return this.stalled(`The worker stopped responding for ${Math.round(stallMs / 1000)} s.`);
+    if (this.live && now - this.lastClientMessage > this.ctx.settings.clientIdleTimeoutSeconds * 1000) {
+      this.outcome = 'client_idle';
+      this.countError('client_idle');
+      return this.fail('client_idle', CloseCode.ClientIdle, 'No audio from your microphone for too long; the conversation was closed. Reconnect to continue.');
+    }
+    if (this.worker?.readyState === WebSocket.OPEN) this.worker.ping();
+  }
+
+  private stalled(message: string): void {
+    this.outcome = 'worker_stalled';
+    this.unhealthy = true;
+    this.fail('worker_stalled', CloseCode.WorkerStalled, `${message} Reconnect to get another worker.`);
+    this.worker?.terminate();
+  }
+
+  private unhealthy = false;
+
+  private onClientMessage(data: Buffer, isBinary: boolean): void {
+    if (this.finished) return;
+    this.lastClientMessage = performance.now();
+    const input = this.validator.check(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), isBinary);
+    if (input.action === 'reject') return this.fail(input.error, input.code, input.message);
+    if (input.action === 'ignore') return;
+    if (!this.live) {
+      // Audio before the handshake is stale by the time a worker listens; only the stream headers matter.
+      if (input.header && this.stashBytes + input.bytes.length <= MAX_STASHED_HEADER_BYTES) {
+        this.stash.push(Uint8Array.from(input.bytes));
+        this.stashBytes += input.bytes.length;
+      }
+      return;
+    }
+    this.sendToWorker(input.bytes);
+  }
+
+  private sendToWorker(bytes: Uint8Array): void {
+    const worker = this.worker;
+    if (!worker || worker.readyState !== WebSocket.OPEN) return;
+    if (worker.bufferedAmount > this.ctx.settings.workerMaxBufferedBytes) return this.stalled('The worker stopped reading audio.');
+    worker.send(bytes);
+    this.relayedToWorker.inc();
+  }
+
+  private sendToClient(bytes: Uint8Array, kind: number): void {
+    const { client } = this;
+    if (client.readyState !== WebSocket.OPEN) return;
+    if (client.bufferedAmount > this.ctx.settings.clientMaxBufferedBytes) {
+      this.outcome = 'slow_consumer';
+      this.countError('slow_consumer');
+      this.end(CloseCode.SlowConsumer, 'You stopped receiving audio, so the conversation was dropped. Check your network and reconnect.');
+      // The close frame may never drain to a client that is not reading: free its buffers now.
+      setTimeout(() => client.terminate(), 1000).unref();
+      return;
+    }
+    client.send(bytes);
+    let counter = this.relayedToClient.get(kind);
+    if (!counter) this.relayedToClient.set(kind, (counter = this.ctx.metrics.framesRelayed.labels('to_client', kindLabel(kind))));
+    counter.inc();
+  }
+
+  private sendEvent(event: ServerEvent): void {
+    if (this.client.readyState === WebSocket.OPEN) this.client.send(encodeMetadata(event));
+  }
+
+  private countError(kind: ErrorKind): void {
+    this.ctx.metrics.errors.labels(kind).inc();
+  }
+
+  /** Tells the client what went wrong (kind-5 and a typed event), then ends. */
+  private fail(error: ErrorKind, code: number, message: string): void {
+    if (this.finished) return;
+    if (this.outcome === 'completed') this.outcome = error;
+    this.countError(error);
+    this.log.info({ error, code }, message);
+    this.sendEvent({ type: 'error', code: error, message });
+    if (this.client.readyState === WebSocket.OPEN) this.client.send(encodeError(message));
+    this.end(code, message);
+  }
+
+  private onClientClose(code: number): void {
+    this.log.debug({ code }, 'client closed');
+    this.end(code === 1009 ? CloseCode.MessageTooBig : CloseCode.Normal, 'client left');
+  }
+
+  private onWorkerClose(code: number, reason: string): void {
+    const { client } = this;
+    if (!this.finished) {
+      if (this.lease?.lost.aborted || code === 1006) {
+        this.unhealthy = true;
+        this.fail('worker_lost', CloseCode.InternalError, 'The worker serving this conversation stopped unexpectedly. Reconnect to start a new conversation.');
+      } else {
+        // A deliberate close by the worker (time limit, engine ended, bad audio it caught): pass it on as is.
+        this.end(code >= 1000 && code < 5000 && code !== 1005 ? code : CloseCode.Normal, reason || 'the worker ended the conversation');
+      }
+    }
+    if (client.readyState === WebSocket.OPEN) client.close(CloseCode.Normal, 'conversation ended');
+    this.releaseWorker();
+  }
+
+  private releaseWorker(): void {
+    const lease = this.lease;
+    if (!lease) return;
+    this.lease = undefined;
+    lease.release({ healthy: !this.unhealthy, reason: this.outcome });
+    this.log.info({ worker: lease.worker.id, outcome: this.outcome }, 'worker released');
+  }
+
+  /** Ends the conversation once: closes the client, asks the worker to close, and releases it when it has. */
+  private end(code: number, reason: string): void {
+    if (this.finished) return;
+    this.finished = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers = [];
+    this.acquireAbort.abort();
+    if (this.live) {
+      this.ctx.metrics.sessionsActive.dec();
+      this.ctx.metrics.sessionLength.observe((performance.now() - this.liveAt) / 1000);
+    }
+    this.ctx.metrics.sessionsTotal.labels(this.outcome).inc();
+    const { client, worker } = this;
+    if (client.readyState === WebSocket.OPEN || client.readyState === WebSocket.CONNECTING) client.close(code, closeReason(reason));
+    if (worker) {
+      if (worker.readyState === WebSocket.OPEN) {
+        worker.close(CloseCode.Normal, 'conversation ended');
+        // A worker that never completes the close handshake is cut off; release waits for 'close' either way.
+        setTimeout(() => worker.terminate(), 5000).unref();
+      } else if (worker.readyState === WebSocket.CLOSED) {
+        this.releaseWorker();
+      }
+    }
+  }
+
+  private after(ms: number, fn: () => void): void {
+    const t = setTimeout(fn, ms);
+    t.unref();
+    this.timers.push(t);
+  }
+
+  private every(ms: number, fn: () => void): void {
+    const t = setInterval(fn, ms);
+    t.unref();
+    this.timers.push(t);
+  }
+}

@@ -1,0 +1,225 @@
+/**
+ * Bad input never crashes the gateway or disturbs other sessions: each case
+ * gets a clear error frame or close code, and the worker is reset and returned.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OggOpusEncoder } from '../../src/audio/opus-stream.js';
+import { CloseCode } from '../../src/protocol/close-codes.js';
+import { encodeAudio, encodeFrame } from '../../src/protocol/frames.js';
+import { encodePage, OggOpusMuxer, PageFlag } from '../../src/protocol/ogg.js';
+import { eventually, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { connectClient, isAudio, isError, isHandshake, type RecordingClient } from '../helpers/ws-client.js';
+
+const MAX_MESSAGE = 16 * 1024;
+
+function tonePages(seconds: number): Uint8Array[] {
+  const encoder = new OggOpusEncoder();
+  const pcm = new Float32Array(Math.round(seconds * 24_000)).map((_, i) => 0.2 * Math.sin(i / 7));
+  return encoder.encode(pcm);
+}
+
+/** A well-behaved session streaming in real time next to the misbehaving ones. */
+function startBystander(url: string) {
+  const client = connectClient(url);
+  const pages = tonePages(120);
+  let next = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const audioAt: number[] = [];
+  client.ws.on('message', (data: Buffer) => data[0] === 1 && audioAt.push(Date.now()));
+  const ready = client.waitFor(isHandshake).then(() => {
+    timer = setInterval(() => {
+      if (client.ws.readyState === client.ws.OPEN && next < pages.length) client.ws.send(encodeAudio(pages[next++]));
+    }, 20);
+  });
+  return {
+    client,
+    ready,
+    /** Longest silence in what the bystander received since `since`. */
+    longestGapSince(since: number) {
+      const times = [since, ...audioAt.filter((t) => t > since), Date.now()];
+      return Math.max(...times.slice(1).map((t, i) => t - times[i]));
+    },
+    stop() {
+      clearInterval(timer);
+      client.ws.close(1000);
+    },
+  };
+}
+
+describe('bad input', () => {
+  let gw: TestGateway;
+  let bystander: ReturnType<typeof startBystander>;
+  const startedAt = Date.now();
+
+  beforeAll(async () => {
+    gw = await startTestGateway({
+      pool: { warm: 2, maxWorkers: 2 },
+      gateway: { maxMessageBytes: MAX_MESSAGE, clientMaxBufferedBytes: 64 * 1024, workerPingIntervalSeconds: 0.5, workerStallTimeoutSeconds: 2 },
+    });
+    bystander = startBystander(gw.chatUrl);
+    await bystander.ready;
+  });
+
+  afterAll(async () => {
+    bystander?.stop();
+    await gw?.close();
+  });
+
+  /** Opens a live session (handshake received) on the second worker. */
+  async function live(query = ''): Promise<RecordingClient> {
+    await eventually(() => gw.pool.snapshot().workers.some((w) => w.state === 'idle'), 20_000, 'an idle worker');
+    const client = connectClient(gw.chatUrl + query);
+    await client.waitFor(isHandshake);
+    return client;
+  }
+
+  async function expectRejected(client: RecordingClient, code: number, message: RegExp) {
+    const closed = await client.closed;
+    expect(closed.code).toBe(code);
+    if (code !== CloseCode.MessageTooBig) expect(client.errors().join('\n')).toMatch(message);
+    expect(closed.reason).toMatch(message);
+    // The worker is reset and returned to the pool.
+    await eventually(() => gw.pool.snapshot().workers.filter((w) => w.state === 'idle').length === 1, 20_000, 'the worker back in the pool');
+  }
+
+  it('malformed frame → 1007 with the reason', async () => {
+    const client = await live();
+    client.ws.send(new Uint8Array([3, 1, 2])); // control frames carry exactly one byte
+    await expectRejected(client, CloseCode.InvalidPayload, /Malformed frame: control frame/);
+  });
+
+  it('empty message → 1007', async () => {
+    const client = await live();
+    client.ws.send(new Uint8Array(0));
+    await expectRejected(client, CloseCode.InvalidPayload, /empty message/);
+  });
+
+  it('unknown kinds are ignored and the session carries on', async () => {
+    const client = await live();
+    client.ws.send(encodeFrame({ kind: 'unknown', code: 9 }));
+    client.ws.send(new Uint8Array([7, 1, 2, 3]));
+    for (const page of tonePages(0.5)) client.ws.send(encodeAudio(page));
+    await client.waitFor(isAudio);
+    expect(client.errors()).toEqual([]);
+    client.ws.close(1000);
+    await client.closed;
+  });
+
+  it('oversized message → 1009', async () => {
+    const client = await live();
+    client.ws.send(new Uint8Array(MAX_MESSAGE + 10).fill(1));
+    await expectRejected(client, CloseCode.MessageTooBig, /./);
+  });
+
+  it('text websocket message → 1003', async () => {
+    const client = await live();
+    client.ws.send('hello', { binary: false });
+    await expectRejected(client, CloseCode.UnsupportedData, /Text websocket messages are not part of the Moshi protocol/);
+  });
+
+  it('Ogg page with a bad CRC → 1007', async () => {
+    const client = await live();
+    const pages = tonePages(0.2);
+    client.ws.send(encodeAudio(pages[0]));
+    client.ws.send(encodeAudio(pages[1]));
+    const bad = pages[2].slice();
+    bad[bad.length - 1] ^= 0xff;
+    client.ws.send(encodeAudio(bad));
+    await expectRejected(client, CloseCode.InvalidPayload, /CRC mismatch/);
+  });
+
+  it('Ogg stream without a BOS page → 1007', async () => {
+    const client = await live();
+    client.ws.send(encodeAudio(tonePages(0.2)[3]));
+    await expectRejected(client, CloseCode.InvalidPayload, /must begin with a BOS page/);
+  });
+
+  it('garbage that is not Ogg → 1007', async () => {
+    const client = await live();
+    client.ws.send(encodeAudio(new TextEncoder().encode('RIFF....WAVEfmt this is a wav header, not ogg')));
+    await expectRejected(client, CloseCode.InvalidPayload, /not an Ogg page/);
+  });
+
+  it('an Ogg stream that is not Opus → 1007', async () => {
+    const client = await live();
+    const vorbisLike = encodePage({ flags: PageFlag.BeginningOfStream, granule: 0, serial: 5, sequence: 0, segments: new Uint8Array([30]), body: new TextEncoder().encode('\x01vorbis' + 'x'.repeat(23)) });
+    client.ws.send(encodeAudio(vorbisLike));
+    await expectRejected(client, CloseCode.InvalidPayload, /not an OpusHead/);
+  });
+
+  it('Opus header followed by packets that are not Opus → 1007', async () => {
+    const client = await live();
+    const muxer = new OggOpusMuxer();
+    for (const page of muxer.headerPages()) client.ws.send(encodeAudio(page));
+    for (const page of muxer.writePacket(new Uint8Array([0xfb, 0x00, 1, 2, 3]), 960)) client.ws.send(encodeAudio(page)); // code-3 TOC with zero frames
+    await expectRejected(client, CloseCode.InvalidPayload, /not an Opus packet/);
+  });
+
+  it('invalid query parameters → 4001 with every problem named', async () => {
+    const client = connectClient(gw.chatUrl + '?text_temperature=7&audio_topk=x');
+    const closed = await client.closed;
+    expect(closed.code).toBe(CloseCode.InvalidParams);
+    const error = (await client.waitFor(isError)) as { message: string };
+    expect(error.message).toMatch(/text_temperature must be between 0.2 and 1.2, got 7/);
+    expect(error.message).toMatch(/audio_topk must be a number/);
+    expect(client.events()).toContainEqual(expect.objectContaining({ type: 'error', code: 'invalid_params' }));
+  });
+
+  it('a client that never reads is dropped once its buffer is full, and the worker returned', async () => {
+    const client = await live();
+    const socket = (client.ws as unknown as { _socket: import('node:net').Socket })._socket;
+    socket.pause(); // stop reading: replies pile up in the gateway
+    const pages = tonePages(600);
+    let i = 0;
+    const flood = setInterval(() => {
+      for (let k = 0; k < 200 && i < pages.length && client.ws.readyState === client.ws.OPEN; k++) client.ws.send(encodeAudio(pages[i++]));
+    }, 5);
+    try {
+      await eventually(async () => /quillman_errors_total\{kind="slow_consumer"\} [1-9]/.test(await (await fetch(`${gw.httpUrl}/metrics`)).text()), 40_000, 'the slow consumer to be dropped');
+    } finally {
+      clearInterval(flood);
+    }
+    socket.resume();
+    const closed = await client.closed;
+    expect([CloseCode.SlowConsumer, 1006]).toContain(closed.code);
+    await eventually(() => gw.pool.snapshot().workers.filter((w) => w.state === 'idle').length === 1, 20_000, 'the worker back in the pool');
+  });
+
+  it('a client that vanishes mid-frame frees its worker', async () => {
+    const client = await live();
+    const socket = (client.ws as unknown as { _socket: import('node:net').Socket })._socket;
+    // A masked binary frame header promising 1000 bytes, then only 10 of them, then the connection drops.
+    socket.write(Buffer.from([0x82, 0xfe, 0x03, 0xe8, 1, 2, 3, 4, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]));
+    socket.destroy();
+    await eventually(() => gw.pool.snapshot().workers.filter((w) => w.state === 'idle').length === 1, 20_000, 'the worker back in the pool');
+    expect(gw.gateway.conversations()).toBe(1); // only the bystander
+  });
+
+  it('a worker that stalls ends the conversation with 4002 and is replaced', async () => {
+    const client = await live();
+    const session = client.events().find((e) => e.type === 'session') ?? (await client.waitFor((f) => f.kind === 'metadata' && (f.data as { type?: string }).type === 'session').then((f) => (f as { data: Record<string, unknown> }).data));
+    const worker = gw.pool.snapshot().workers.find((w) => w.id === session.worker);
+    expect(worker?.pid).toBeGreaterThan(0);
+    process.kill(worker!.pid!, 'SIGSTOP');
+    try {
+      const closed = await client.closed;
+      expect(closed.code).toBe(CloseCode.WorkerStalled);
+      expect(client.errors().join('\n')).toMatch(/stopped responding/);
+    } finally {
+      try {
+        process.kill(worker!.pid!, 'SIGCONT');
+      } catch {
+        // already replaced
+      }
+    }
+    await eventually(() => gw.pool.snapshot().workers.filter((w) => w.state === 'idle').length === 1, 30_000, 'a replacement worker');
+  });
+
+  it('none of it disturbed the bystander session or the gateway', async () => {
+    expect(bystander.client.ws.readyState).toBe(bystander.client.ws.OPEN);
+    expect(bystander.client.errors()).toEqual([]);
+    expect(bystander.longestGapSince(startedAt + 3000)).toBeLessThan(1000);
+    const health = await (await fetch(`${gw.httpUrl}/health`)).json();
+    expect(health.status).toBe('ok');
+  });
+});
