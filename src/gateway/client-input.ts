@@ -15,18 +15,32 @@ export type ClientInput =
   | { action: 'ignore'; kind: number }
   | { action: 'reject'; code: number; error: ErrorKind; message: string };
 
+export interface ValidatorLimits {
+  maxMessageBytes: number;
+  /** Audio may run this far ahead of the wall clock (ms) before the client is refused. */
+  maxAudioLeadMs: number;
+}
+
 export class ClientInputValidator {
   private readonly demuxer = new OggOpusDemuxer();
+  private firstAudioAt = -1;
+  private audioMs = 0;
 
   /** @param legacyRawAudio accept bare Ogg pages without a kind byte, as the original QuiLLMan browser sent them (/ws). */
-  constructor(private readonly legacyRawAudio: boolean) {}
+  constructor(
+    private readonly legacyRawAudio: boolean,
+    private readonly limits: ValidatorLimits,
+  ) {}
 
-  check(data: Uint8Array, isBinary: boolean): ClientInput {
+  check(data: Uint8Array, isBinary: boolean, nowMs: number): ClientInput {
+    if (data.length > this.limits.maxMessageBytes) {
+      return { action: 'reject', code: CloseCode.MessageTooBig, error: 'oversized_message', message: `Message of ${data.length} bytes is over the ${this.limits.maxMessageBytes}-byte limit: send one Ogg page per message.` };
+    }
     if (!isBinary) {
       return { action: 'reject', code: CloseCode.UnsupportedData, error: 'text_message', message: 'Text websocket messages are not part of the Moshi protocol: send binary frames (kind byte + payload).' };
     }
     // "OggS" starts with 0x4f, never a valid kind byte, so bare pages are unambiguous.
-    if (this.legacyRawAudio && isOggCapture(data)) return this.checkAudio(encodeAudio(data), data);
+    if (this.legacyRawAudio && isOggCapture(data)) return this.checkAudio(encodeAudio(data), data, nowMs);
     const decoded = decodeFrame(data);
     if (!decoded.ok) {
       return { action: 'reject', code: CloseCode.InvalidPayload, error: 'malformed_frame', message: `Malformed frame: ${decoded.error}.` };
@@ -34,7 +48,7 @@ export class ClientInputValidator {
     const frame = decoded.frame;
     switch (frame.kind) {
       case 'audio':
-        return this.checkAudio(data, frame.data);
+        return this.checkAudio(data, frame.data, nowMs);
       case 'unknown':
         return { action: 'ignore', kind: frame.code };
       case 'handshake':
@@ -48,10 +62,19 @@ export class ClientInputValidator {
     }
   }
 
-  private checkAudio(frameBytes: Uint8Array, ogg: Uint8Array): ClientInput {
+  private checkAudio(frameBytes: Uint8Array, ogg: Uint8Array, nowMs: number): ClientInput {
     try {
       const events = this.demuxer.push(ogg);
-      const header = events.some((e) => e.type === 'head' || e.type === 'tags');
+      let header = false;
+      for (const e of events) {
+        if (e.type === 'packet') this.audioMs += e.samples48k / 48;
+        else if (e.type === 'head' || e.type === 'tags') header = true;
+      }
+      if (this.firstAudioAt < 0 && this.audioMs > 0) this.firstAudioAt = nowMs;
+      // A model consumes audio in real time; a client far ahead of the clock only fills buffers.
+      if (this.audioMs - (nowMs - this.firstAudioAt) > this.limits.maxAudioLeadMs) {
+        return { action: 'reject', code: CloseCode.PolicyViolation, error: 'too_fast', message: `Audio is arriving faster than real time (more than ${this.limits.maxAudioLeadMs / 1000} s ahead). Stream the microphone as it records.` };
+      }
       return { action: 'forward', bytes: frameBytes, kind: Kind.Audio, header };
     } catch (err) {
       const reason = err instanceof OggError ? err.message : String(err);

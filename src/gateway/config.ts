@@ -11,8 +11,13 @@ export const GatewaySettingsSchema = z
     maxConversationSeconds: z.number().positive().default(600),
     /** When to warn the client that the conversation is about to hit its cap. */
     warnBeforeEndSeconds: z.array(z.number().positive()).default([60, 10]),
-    /** Largest websocket message; an Ogg page is at most ~64 KiB. */
+    /** Largest websocket message; an Ogg page is at most ~64 KiB. Larger ones get an error and 1009. */
     maxMessageBytes: z.number().int().min(1024).default(128 * 1024),
+    /** How far a client's audio may run ahead of real time (bursts after network stalls) before it is refused. */
+    maxAudioLeadSeconds: z.number().positive().default(5),
+    /** Websocket pings to clients; a client that misses pongs this long has stopped reading and is dropped. */
+    clientPingIntervalSeconds: z.number().positive().default(5),
+    clientPongTimeoutSeconds: z.number().positive().default(20),
     /** Reply audio queued for a client that stopped reading, before it is dropped (~60 s of Opus). */
     clientMaxBufferedBytes: z.number().int().min(1024).default(256 * 1024),
     /** Client audio queued for a worker that stopped reading, before the worker is called stalled. */

@@ -26,7 +26,8 @@ export interface ConversationContext {
 /** Header pages sent before the worker is live, replayed to it once it is: its decoder needs them. */
 const MAX_STASHED_HEADER_BYTES = 16 * 1024;
 
-type ConnectResult = { ok: true; socket: WebSocket } | { ok: false; refused: boolean; reason: string };
+/** `early`: messages that arrived with the upgrade response, before the relay took over the socket. */
+type ConnectResult = { ok: true; socket: WebSocket; early: Buffer[] } | { ok: false; refused: boolean; reason: string };
 
 export class GatewayConversation {
   readonly id = randomUUID().slice(0, 8);
@@ -43,8 +44,11 @@ export class GatewayConversation {
   private stashBytes = 0;
   private timers: NodeJS.Timeout[] = [];
   private lastPong = 0;
+  private lastClientPong = performance.now();
   private lastClientMessage = performance.now();
   private outcome = 'completed';
+  /** Set when the worker stalled or died: the pool must check or replace it, not hand it on. */
+  private unhealthy = false;
   private readonly relayedToWorker;
   private readonly relayedToClient = new Map<number, { inc(): void }>();
 
@@ -55,7 +59,10 @@ export class GatewayConversation {
     private readonly ctx: ConversationContext,
   ) {
     this.log = ctx.log.child({ session: this.id });
-    this.validator = new ClientInputValidator(legacy);
+    this.validator = new ClientInputValidator(legacy, {
+      maxMessageBytes: ctx.settings.maxMessageBytes,
+      maxAudioLeadMs: ctx.settings.maxAudioLeadSeconds * 1000,
+    });
     this.relayedToWorker = ctx.metrics.framesRelayed.labels('to_worker', 'audio');
   }
 
@@ -63,6 +70,8 @@ export class GatewayConversation {
     const { client } = this;
     client.on('message', (data: Buffer, isBinary) => this.onClientMessage(data, isBinary));
     client.on('close', (code) => this.onClientClose(code));
+    client.on('pong', () => (this.lastClientPong = performance.now()));
+    this.every(this.ctx.settings.clientPingIntervalSeconds * 1000, () => this.checkClient());
     client.on('error', (err) => {
       // ws closes with 1009 on its own when maxPayload is exceeded; count it.
       if ((err as { code?: string }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.countError('oversized_message');
@@ -77,10 +86,11 @@ export class GatewayConversation {
       const lease = await this.acquire();
       if (!lease) return;
       const result = await this.connect(lease, query);
-      if (result.ok) return this.startRelay(lease, result.socket);
+      if (result.ok) return this.startRelay(lease, result.socket, result.early);
       this.countError(result.refused ? 'worker_refused' : 'worker_unreachable');
       this.log.warn({ worker: lease.worker.id, reason: result.reason, attempt }, 'worker did not take the conversation');
-      lease.release({ healthy: result.refused, refused: result.refused, reason: result.reason });
+      // A connection we cut ourselves (the client left mid-connect) says nothing about the worker's health.
+      lease.release({ healthy: result.refused || this.finished, refused: result.refused, reason: result.reason });
     }
     if (!this.finished) {
       this.fail('worker_unreachable', CloseCode.TryAgainLater, 'No worker accepted the conversation. Try again in a moment; if it persists, check the gateway log.');
@@ -110,13 +120,17 @@ export class GatewayConversation {
       handshakeTimeout: this.ctx.settings.workerHandshakeTimeoutSeconds * 1000,
       maxPayload: this.ctx.settings.maxMessageBytes * 4,
     });
+    // The worker may send its handshake in the same packet as the upgrade response, so 'message'
+    // can fire before the promise below resolves: collect from the start.
+    const early: Buffer[] = [];
+    socket.on('message', (data: Buffer) => early.push(data));
     return new Promise((resolve) => {
       const done = (r: ConnectResult) => {
         socket.removeAllListeners('open');
         socket.removeAllListeners('unexpected-response');
         resolve(r);
       };
-      socket.once('open', () => done({ ok: true, socket }));
+      socket.once('open', () => done({ ok: true, socket, early }));
       socket.once('unexpected-response', (_req, res) => {
         socket.terminate();
         done({ ok: false, refused: res.statusCode === 503, reason: `HTTP ${res.statusCode}` });
@@ -126,13 +140,15 @@ export class GatewayConversation {
     });
   }
 
-  private startRelay(lease: Lease, worker: WebSocket): void {
+  private startRelay(lease: Lease, worker: WebSocket, early: Buffer[]): void {
     this.lease = lease;
     this.worker = worker;
     this.log.info({ worker: lease.worker.id }, 'worker connected');
     worker.removeAllListeners('error');
+    worker.removeAllListeners('message');
     worker.on('error', (err) => this.log.warn({ err: err.message }, 'worker socket error'));
     worker.on('message', (data: Buffer) => this.onWorkerMessage(data));
+    for (const data of early) this.onWorkerMessage(data);
     worker.on('pong', () => (this.lastPong = performance.now()));
     worker.on('close', (code, reason) => this.onWorkerClose(code, reason.toString()));
     lease.lost.addEventListener('abort', () => worker.terminate(), { once: true });
@@ -191,6 +207,21 @@ export class GatewayConversation {
     if (this.worker?.readyState === WebSocket.OPEN) this.worker.ping();
   }
 
+  /** A client that stops reading never sees our pings, however much the kernel buffers for it. */
+  private checkClient(): void {
+    if (performance.now() - this.lastClientPong > this.ctx.settings.clientPongTimeoutSeconds * 1000) return this.dropSlowConsumer();
+    if (this.client.readyState === WebSocket.OPEN) this.client.ping();
+  }
+
+  private dropSlowConsumer(): void {
+    this.outcome = 'slow_consumer';
+    this.countError('slow_consumer');
+    this.end(CloseCode.SlowConsumer, 'You stopped receiving audio, so the conversation was dropped. Check your network and reconnect.');
+    // The close frame may never drain to a client that is not reading: free its buffers now.
+    const client = this.client;
+    setTimeout(() => client.terminate(), 1000).unref();
+  }
+
   private stalled(message: string): void {
     this.outcome = 'worker_stalled';
     this.unhealthy = true;
@@ -198,12 +229,10 @@ export class GatewayConversation {
     this.worker?.terminate();
   }
 
-  private unhealthy = false;
-
   private onClientMessage(data: Buffer, isBinary: boolean): void {
     if (this.finished) return;
     this.lastClientMessage = performance.now();
-    const input = this.validator.check(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), isBinary);
+    const input = this.validator.check(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), isBinary, this.lastClientMessage);
     if (input.action === 'reject') return this.fail(input.error, input.code, input.message);
     if (input.action === 'ignore') return;
     if (!this.live) {
@@ -228,14 +257,7 @@ export class GatewayConversation {
   private sendToClient(bytes: Uint8Array, kind: number): void {
     const { client } = this;
     if (client.readyState !== WebSocket.OPEN) return;
-    if (client.bufferedAmount > this.ctx.settings.clientMaxBufferedBytes) {
-      this.outcome = 'slow_consumer';
-      this.countError('slow_consumer');
-      this.end(CloseCode.SlowConsumer, 'You stopped receiving audio, so the conversation was dropped. Check your network and reconnect.');
-      // The close frame may never drain to a client that is not reading: free its buffers now.
-      setTimeout(() => client.terminate(), 1000).unref();
-      return;
-    }
+    if (client.bufferedAmount > this.ctx.settings.clientMaxBufferedBytes) return this.dropSlowConsumer();
     client.send(bytes);
     let counter = this.relayedToClient.get(kind);
     if (!counter) this.relayedToClient.set(kind, (counter = this.ctx.metrics.framesRelayed.labels('to_client', kindLabel(kind))));

@@ -13,6 +13,7 @@ export type ErrorKind =
   | 'corrupt_audio'
   | 'text_message'
   | 'oversized_message'
+  | 'too_fast'
   | 'slow_consumer'
   | 'client_idle'
   | 'queue_full'

@@ -44,11 +44,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const { settings, pool, log } = options;
   const metrics = createMetrics(pool);
   const active = new Set<GatewayConversation>();
+  const sockets = new Set<WebSocket>();
   // Fastify's own request log is noise next to the conversation log; errors still surface through `log`.
   const app = Fastify({ logger: false, disableRequestLogging: true });
 
   await app.register(fastifyWebsocket, {
-    options: { maxPayload: settings.maxMessageBytes, perMessageDeflate: false, clientTracking: false },
+    // The hard cap sits above our own limit so an oversized message gets a reasoned error from us, not a bare 1009.
+    options: { maxPayload: settings.maxMessageBytes * 2, perMessageDeflate: false, clientTracking: false },
   });
 
   const staticDir = settings.staticDir ? resolve(settings.staticDir) : undefined;
@@ -62,7 +64,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const chat = (legacy: boolean) => (socket: WebSocket, req: { url: string }) => {
     const conversation = new GatewayConversation(socket, new URL(req.url, 'http://gateway'), legacy, { pool, settings, metrics, log });
     active.add(conversation);
-    socket.once('close', () => active.delete(conversation));
+    sockets.add(socket);
+    socket.once('close', () => {
+      active.delete(conversation);
+      sockets.delete(socket);
+    });
     conversation.run().catch((err) => {
       log.error({ err, session: conversation.id }, 'conversation failed');
       socket.terminate();
@@ -98,7 +104,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     metrics,
     conversations: () => active.size,
     async close() {
-      for (const socket of app.websocketServer.clients) socket.close(CloseCode.GoingAway, 'gateway shutting down');
+      for (const socket of sockets) socket.close(CloseCode.GoingAway, 'gateway shutting down');
       await app.close();
     },
   };
