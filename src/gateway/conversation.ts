@@ -83,8 +83,10 @@ export class GatewayConversation {
     const query = samplingToQuery(parsed.params, parsed.passthrough).toString();
 
     for (let attempt = 1; attempt <= this.ctx.settings.connectAttempts && !this.finished; attempt++) {
-      const lease = await this.acquire();
+      // A retry keeps its place at the front: this client has already waited its turn.
+      const lease = await this.acquire(attempt > 1);
       if (!lease) return;
+      if (this.finished) return lease.release({ healthy: true, reason: 'client left' });
       const result = await this.connect(lease, query);
       if (result.ok) return this.startRelay(lease, result.socket, result.early);
       this.countError(result.refused ? 'worker_refused' : 'worker_unreachable');
@@ -97,9 +99,10 @@ export class GatewayConversation {
     }
   }
 
-  private async acquire(): Promise<Lease | undefined> {
+  private async acquire(front: boolean): Promise<Lease | undefined> {
     try {
       return await this.ctx.pool.acquire({
+        front,
         signal: this.acquireAbort.signal,
         onQueued: (position, queued) => this.sendEvent({ type: 'queue', position, queued }),
         onWarmingUp: (message) => this.sendEvent({ type: 'warming_up', message }),

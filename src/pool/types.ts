@@ -27,6 +27,8 @@ export interface WorkerInfo {
   restarts: number;
   /** ms since epoch of the last state change. */
   since: number;
+  /** A note on the state for people reading /health: start-up progress, or why it is down. */
+  detail?: string;
 }
 
 export interface PoolSnapshot {
@@ -44,8 +46,17 @@ export interface AcquireOptions {
   signal: AbortSignal;
   /** Called with the 1-based place in the queue whenever it changes, while waiting. */
   onQueued?: (position: number, queued: number) => void;
-  /** Called when no worker is idle and one is being started or readied for this caller. */
+  /**
+   * Called when no worker is idle and one is being started or readied for this
+   * caller; called again whenever the worker reports new start-up progress.
+   */
   onWarmingUp?: (message: string) => void;
+  /**
+   * Queue ahead of callers that have not waited yet, and never be turned away
+   * for a full queue: for a caller retrying after a worker refused it
+   * (ReleaseOutcome.refused), who already had its turn.
+   */
+  front?: boolean;
 }
 
 export interface ReleaseOutcome {

@@ -8,7 +8,7 @@ import { CloseCode } from '../../src/protocol/close-codes.js';
 import { encodeAudio, encodeFrame } from '../../src/protocol/frames.js';
 import { encodePage, OggOpusMuxer, PageFlag } from '../../src/protocol/ogg.js';
 import { eventually, startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { connectClient, isAudio, isError, isHandshake, type RecordingClient } from '../helpers/ws-client.js';
+import { connectClient, isAudio, isError, isEvent, isHandshake, type RecordingClient } from '../helpers/ws-client.js';
 
 const MAX_MESSAGE = 16 * 1024;
 
@@ -201,8 +201,8 @@ describe('bad input', () => {
 
   it('a worker that stalls ends the conversation with 4002 and is replaced', async () => {
     const client = await live();
-    const session = client.events().find((e) => e.type === 'session') ?? (await client.waitFor((f) => f.kind === 'metadata' && (f.data as { type?: string }).type === 'session').then((f) => (f as { data: Record<string, unknown> }).data));
-    const worker = gw.pool.snapshot().workers.find((w) => w.id === session.worker);
+    const session = (await client.waitFor(isEvent('session'))) as { data: { worker: string } };
+    const worker = gw.pool.snapshot().workers.find((w) => w.id === session.data.worker);
     expect(worker?.pid).toBeGreaterThan(0);
     process.kill(worker!.pid!, 'SIGSTOP');
     try {

@@ -59,8 +59,11 @@ export async function startTestGateway(
     chatUrl: `ws://127.0.0.1:${gateway.port}/api/chat`,
     httpUrl: gateway.url,
     async close() {
-      await gateway.close();
-      await pool.close();
+      try {
+        await gateway.close();
+      } finally {
+        await pool.close();
+      }
     },
   };
 }

@@ -1,0 +1,92 @@
+/**
+ * One HTTP health check of a worker.
+ *
+ * Our worker answers `GET /health` with `{ status: idle | busy }` (200) or
+ * `{ status: warming, progress }` (503), or `{ status: failed, error }` (500)
+ * when its warm-up failed. Kyutai's servers have no health
+ * endpoint but load their model before they listen, so any HTTP answer from
+ * them (a 404 included) means "ready"; such a worker cannot tell us when it
+ * is free again, which the pool learns from `healthEndpoint: false`.
+ */
+
+export type Probe =
+  | { kind: 'ready'; healthEndpoint: boolean }
+  | { kind: 'busy' }
+  | { kind: 'warming'; progress?: string }
+  /** Answers, but says it will not become ready (our worker after a failed warm-up). */
+  | { kind: 'failed'; reason: string }
+  | { kind: 'down'; reason: string };
+
+/** Health answers are a few hundred bytes; a worker sending more is cut off here. */
+const MAX_BODY_BYTES = 64 * 1024;
+const MAX_PROGRESS_CHARS = 200;
+
+export async function probeHealth(url: string, timeoutMs: number, signal?: AbortSignal): Promise<Probe> {
+  const timeout = AbortSignal.timeout(timeoutMs);
+  let response: Response;
+  try {
+    response = await fetch(url, { signal: signal ? AbortSignal.any([signal, timeout]) : timeout, headers: { accept: 'application/json' } });
+  } catch (err) {
+    if (timeout.aborted) return { kind: 'down', reason: `no answer from ${url} within ${Math.round(timeoutMs / 100) / 10} s` };
+    return { kind: 'down', reason: `${url}: ${networkReason(err)}` };
+  }
+  const body = await readJson(response);
+  const status = typeof body?.status === 'string' ? body.status : undefined;
+  if (response.status >= 200 && response.status < 300) {
+    if (status === 'busy') return { kind: 'busy' };
+    if (status === 'warming') return { kind: 'warming', progress: describeProgress(body?.progress) };
+    return { kind: 'ready', healthEndpoint: status !== undefined };
+  }
+  if (response.status === 503) {
+    if (status === 'busy') return { kind: 'busy' };
+    return { kind: 'warming', progress: describeProgress(body?.progress) };
+  }
+  if (status === 'failed') {
+    const error = typeof body?.error === 'string' ? body.error.slice(0, 2000) : `HTTP ${response.status}`;
+    return { kind: 'failed', reason: `it reports that its start-up failed: ${error}` };
+  }
+  // Any other 4xx: the server is up but has no health endpoint we understand (Kyutai's servers answer 404).
+  if (response.status >= 400 && response.status < 500) return { kind: 'ready', healthEndpoint: false };
+  return { kind: 'down', reason: `${url} answered HTTP ${response.status}` };
+}
+
+async function readJson(response: Response): Promise<Record<string, unknown> | undefined> {
+  if (!response.body) return undefined;
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      size += value.byteLength;
+      if (size > MAX_BODY_BYTES) {
+        await reader.cancel();
+        return undefined;
+      }
+    }
+    const parsed: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    return parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Renders our worker's start-up progress ({ stage, message, fraction }) as one short line. */
+function describeProgress(progress: unknown): string | undefined {
+  if (typeof progress === 'string') return progress.slice(0, MAX_PROGRESS_CHARS);
+  if (!progress || typeof progress !== 'object') return undefined;
+  const p = progress as Record<string, unknown>;
+  const text = [p.message, p.stage].find((v): v is string => typeof v === 'string' && v !== '');
+  const percent = typeof p.fraction === 'number' && Number.isFinite(p.fraction) ? ` (${Math.round(Math.min(1, Math.max(0, p.fraction)) * 100)}%)` : '';
+  return text ? (text + percent).slice(0, MAX_PROGRESS_CHARS) : undefined;
+}
+
+function networkReason(err: unknown): string {
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  if (cause?.code === 'ECONNREFUSED') return 'connection refused (not listening yet, or not running)';
+  if (cause?.code === 'ENOTFOUND' || cause?.code === 'EAI_AGAIN') return 'host name not found';
+  if (cause?.code === 'ECONNRESET') return 'connection reset';
+  return cause?.message ?? (err as Error).message;
+}

@@ -1,0 +1,168 @@
+/** Shared by the pool tests: real worker commands, waiting, and proof that no process outlives its test. */
+import { randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { resolve } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino, type Logger } from 'pino';
+import WebSocket from 'ws';
+import type { PoolConfigInput } from '../../src/pool/config.js';
+import type { WorkerPool } from '../../src/pool/types.js';
+
+export const REPO = resolve(import.meta.dirname, '../..');
+
+const quote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+
+/** Our own worker, run from source with the loopback engine: the real thing, minus the models. */
+export function loopbackWorkerArgv(port: number | '{port}'): string[] {
+  return [process.execPath, '--import', 'tsx', resolve(REPO, 'src/cli/main.ts'), 'worker', '--engine', 'loopback', '--port', String(port)];
+}
+
+export function loopbackWorkerCommand(): string {
+  return loopbackWorkerArgv('{port}').map((a) => (a === '{port}' ? a : quote(a))).join(' ');
+}
+
+/** `node <script> …` as a command template. */
+export function nodeCommand(script: string, args = '--port {port}'): string {
+  return `${quote(process.execPath)} ${quote(script)} ${args}`;
+}
+
+/** Ports far from the gateway tests' range, different per test file process. */
+export function basePortForFile(offset = 0): number {
+  return 30_000 + (process.pid % 400) * 50 + offset;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** A pool setup for tests: a marker in every worker's environment lets afterAll find any process left behind. */
+export function localConfig(overrides: Partial<Record<string, unknown>> & { local?: Record<string, unknown> }, marker: string): PoolConfigInput {
+  const { local, ...rest } = overrides;
+  return {
+    provider: 'local',
+    ...rest,
+    local: {
+      command: loopbackWorkerCommand(),
+      readyTimeoutSeconds: 30,
+      stopGraceSeconds: 3,
+      ...local,
+      env: { QUILLMAN_POOL_TEST_MARKER: marker, ...(local?.env as Record<string, string> | undefined) },
+    },
+  } as PoolConfigInput;
+}
+
+export function newMarker(): string {
+  return randomUUID();
+}
+
+/** Pids of live processes whose environment carries `marker`: children, grandchildren, orphans alike. */
+export function processesWithMarker(marker: string): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const environ = readFileSync(`/proc/${entry}/environ`, 'latin1');
+      if (!environ.includes(`QUILLMAN_POOL_TEST_MARKER=${marker}`)) continue;
+      const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
+      // A zombie has exited; its parent just has not collected it yet.
+      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue;
+      found.push(Number(entry));
+    } catch {
+      // Gone meanwhile, or not ours to read.
+    }
+  }
+  return found;
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export async function waitFor<T>(what: string, check: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== null && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+export function workersIn(pool: WorkerPool, state: string): number {
+  return pool.snapshot().workers.filter((w) => w.state === state).length;
+}
+
+/** Records every state each worker passes through, from the pool's change notifications. */
+export function recordStates(pool: WorkerPool): Map<string, string[]> {
+  const seen = new Map<string, string[]>();
+  pool.onChange(() => {
+    for (const w of pool.snapshot().workers) {
+      const states = seen.get(w.id) ?? [];
+      if (states.at(-1) !== w.state) states.push(w.state);
+      seen.set(w.id, states);
+    }
+  });
+  return seen;
+}
+
+export interface CapturedLog {
+  log: Logger;
+  records: Array<Record<string, unknown> & { msg?: string }>;
+}
+
+export function captureLog(): CapturedLog {
+  const records: CapturedLog['records'] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line) records.push(JSON.parse(line));
+      done();
+    },
+  });
+  return { log: pino({ level: 'debug' }, sink), records };
+}
+
+/** Opens a websocket conversation with a worker directly (as another gateway or client would). */
+export function openConversation(url: string): Promise<WebSocket> {
+  return new Promise((resolveSocket, reject) => {
+    const ws = new WebSocket(url, { perMessageDeflate: false });
+    ws.once('open', () => resolveSocket(ws));
+    ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+    ws.once('error', reject);
+  });
+}
+
+export function closeConversation(ws: WebSocket): Promise<void> {
+  return new Promise((resolveClose) => {
+    if (ws.readyState === WebSocket.CLOSED) return resolveClose();
+    ws.once('close', () => resolveClose());
+    ws.close();
+  });
+}
+
+export async function healthOf(url: string): Promise<Record<string, unknown>> {
+  const res = await fetch(url);
+  return (await res.json()) as Record<string, unknown>;
+}
+
+/** The worker's HTTP health URL from its websocket chat URL. */
+export function healthUrl(chatUrl: string): string {
+  return chatUrl.replace(/^ws/, 'http').replace(/\/api\/chat$/, '/health');
+}
+
+/** Fails unless every process carrying `marker` is gone (helpers like esbuild exit a moment after their parent). */
+export async function expectNoProcessesLeft(marker: string): Promise<void> {
+  await waitFor(`no process left behind (still running: ${processesWithMarker(marker).join(', ')})`, () => processesWithMarker(marker).length === 0, 5000);
+}
