@@ -53,7 +53,7 @@ export const SETTINGS: SettingSpec[] = [
   { path: 'engine.name', flag: '--engine <name>', env: 'QUILLMAN_ENGINE', parse: str, description: `engine of the project's own workers: ${ENGINE_NAMES.join(', ')}` },
   { path: 'pool.provider', flag: '--provider <local|remote>', env: 'QUILLMAN_PROVIDER', parse: str, description: 'start workers here (local) or use running ones (remote)' },
   { path: 'pool.warm', flag: '--warm <n>', env: 'QUILLMAN_WARM', parse: int, description: 'workers kept started and ready while nobody talks' },
-  { path: 'pool.maxWorkers', flag: '--max-workers <n>', env: 'QUILLMAN_MAX_WORKERS', parse: int, description: 'most workers at once (one conversation each)' },
+  { path: 'pool.maxWorkers', flag: '--max-workers <n>', env: 'QUILLMAN_MAX_WORKERS', parse: int, description: 'most workers at once (one conversation each)', defaultText: '1; one per GPU with --gpus; the number of URLs (remote)' },
   { path: 'pool.idleTimeoutSeconds', flag: '--idle-timeout <s>', env: 'QUILLMAN_IDLE_TIMEOUT', parse: num, description: 'idle time before a warm worker beyond --warm is stopped' },
   { path: 'pool.maxQueue', flag: '--max-queue <n>', env: 'QUILLMAN_MAX_QUEUE', parse: int, description: 'conversations that may wait for a worker; more are refused' },
   { path: 'gateway.maxConversationSeconds', flag: '--max-conversation <s>', env: 'QUILLMAN_MAX_CONVERSATION', parse: num, description: 'maximum conversation length; the client is warned before' },
