@@ -1,0 +1,135 @@
+/**
+ * The app in headless Chromium against the real gateway and loopback
+ * workers: the fake microphone speaks, the loopback sends it back, and what
+ * the page played must be what was spoken, shifted by the loopback's delay.
+ */
+import { execFile } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bestLag, rmsOf } from '../helpers/signal.js';
+import { speakToFile, tempDir } from '../helpers/speech.js';
+import { REPO_ROOT, launchBrowser, startGateway, type BrowserSession, type Gateway } from './harness.js';
+
+const LOOPBACK_DELAY_MS = 200;
+const RATE = 24_000;
+
+let gateway: Gateway;
+let browser: BrowserSession;
+let cleanupDir: () => Promise<void>;
+
+beforeAll(async () => {
+  await promisify(execFile)(process.execPath, [join(REPO_ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--config', 'web/vite.config.ts', '--logLevel', 'error'], { cwd: REPO_ROOT });
+  const dir = await tempDir('quillman-e2e-');
+  cleanupDir = dir.cleanup;
+  const wav = await speakToFile('Hello. I am testing the voice chat. The quick brown fox jumps over the lazy dog. One, two, three, four, five.', join(dir.path, 'mic.wav'));
+  [gateway, browser] = await Promise.all([startGateway({ loopbackDelayMs: LOOPBACK_DELAY_MS }), launchBrowser(wav)]);
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await gateway?.stop();
+  await cleanupDir?.();
+});
+
+const phaseOf = (page: Page) => page.locator('[data-phase]').getAttribute('data-phase');
+
+async function waitForPhase(page: Page, phase: string, timeout = 15_000): Promise<void> {
+  await page.locator(`[data-phase="${phase}"]`).waitFor({ timeout });
+}
+
+/**
+ * Mic and played audio on the AudioContext's clock, over the last `seconds`
+ * both cover: the playout policy settles (and trims) in the first seconds,
+ * which moves the alignment.
+ */
+async function recordedTracks(page: Page, seconds: number) {
+  const tracks = await page.evaluate(() => {
+    const hook = window.__quillman!;
+    const mic = hook.mic()!;
+    const played = hook.played()!;
+    return { mic: { start: mic.start, pcm: Array.from(mic.pcm) }, played: { start: played.start, pcm: Array.from(played.pcm) } };
+  });
+  const end = Math.min(tracks.mic.start + tracks.mic.pcm.length, tracks.played.start + tracks.played.pcm.length);
+  const start = Math.max(tracks.mic.start, tracks.played.start, end - seconds * RATE);
+  const cut = (t: { start: number; pcm: number[] }) => Float32Array.from(t.pcm.slice(start - t.start, end - t.start));
+  return { mic: cut(tracks.mic), played: cut(tracks.played) };
+}
+
+describe('voice chat in the browser', () => {
+  it('goes live, echoes the speech back through the loopback, shows words and stats, and reconnects', async () => {
+    const page = await browser.context.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${gateway.url}/`);
+    expect(await phaseOf(page)).toBe('idle');
+
+    await page.getByRole('button', { name: 'Connect' }).click();
+    await waitForPhase(page, 'live');
+    // Long enough for the flite sentence (about 6 s) to go out and come back.
+    await page.waitForTimeout(8000);
+
+    const snapshot = await page.evaluate(() => window.__quillman!.snapshot());
+    const playout = await page.evaluate(() => window.__quillman!.playout()!);
+    expect(snapshot.stats!.sentKbps).toBeGreaterThan(5);
+    expect(snapshot.stats!.receivedKbps).toBeGreaterThan(5);
+    expect(playout.played / RATE).toBeGreaterThan(5);
+
+    const { mic, played } = await recordedTracks(page, 4);
+    expect(rmsOf(mic)).toBeGreaterThan(0.01);
+    expect(rmsOf(played)).toBeGreaterThan(0.01);
+    // The loopback shifts the stream by its delay less its 80 ms frame; transport adds the rest.
+    const minLag = ((LOOPBACK_DELAY_MS - 80) * RATE) / 1000;
+    const maxLag = ((LOOPBACK_DELAY_MS + 400) * RATE) / 1000;
+    const coarse = bestLag(mic, played, minLag, maxLag, 24);
+    const fine = bestLag(mic, played, coarse.lag - 48, coarse.lag + 48);
+    expect(fine.correlation).toBeGreaterThan(0.6);
+    expect(fine.lag).toBeGreaterThan(minLag);
+
+    await expect.poll(() => page.locator('.line-assistant').first().textContent()).toContain('This is the loopback engine.');
+    expect(await page.locator('[data-stat="latency"]').textContent()).toMatch(/^\d+ ms$/);
+    expect(await page.locator('[data-stat="reply-lag"]').textContent()).toMatch(/^\d+ ms$/);
+
+    await mkdir(join(REPO_ROOT, 'test-results'), { recursive: true });
+    await page.screenshot({ path: join(REPO_ROOT, 'test-results/web-live.png'), fullPage: true });
+
+    await page.getByRole('button', { name: 'Disconnect' }).click();
+    await waitForPhase(page, 'ended');
+    await page.getByRole('button', { name: 'Reconnect' }).click();
+    await waitForPhase(page, 'live');
+    await expect.poll(() => page.evaluate(() => window.__quillman!.playout()?.played ?? 0), { timeout: 10_000 }).toBeGreaterThan(RATE);
+    const again = await page.evaluate(() => window.__quillman!.snapshot());
+    expect(again.transcript.length).toBeGreaterThan(0);
+
+    await page.getByRole('button', { name: 'Disconnect' }).click();
+    expect(errors).toEqual([]);
+  }, 80_000);
+
+  it('plays the echo through the wasm codecs too', async () => {
+    const page = await browser.context.newPage();
+    await page.goto(`${gateway.url}/?codec=wasm`);
+    await page.getByRole('button', { name: 'Connect' }).click();
+    await waitForPhase(page, 'live');
+    await page.waitForTimeout(7000);
+    expect(await page.evaluate(() => window.__quillman!.snapshot().codecs)).toEqual({ encoder: 'wasm', decoder: 'wasm' });
+    const { mic, played } = await recordedTracks(page, 4);
+    const coarse = bestLag(mic, played, 0, (600 * RATE) / 1000, 24);
+    const fine = bestLag(mic, played, coarse.lag - 48, coarse.lag + 48);
+    expect(fine.correlation).toBeGreaterThan(0.6);
+    await page.getByRole('button', { name: 'Disconnect' }).click();
+  }, 40_000);
+
+  it('explains a server that cannot be reached, and what to do', async () => {
+    const page = await browser.context.newPage();
+    await page.goto(`${gateway.url}/`);
+    await page.evaluate(() => localStorage.setItem('quillman.settings.v1', JSON.stringify({ params: {}, serverAddress: 'ws://127.0.0.1:9/api/chat' })));
+    await page.reload();
+    await page.getByRole('button', { name: 'Connect' }).click();
+    await waitForPhase(page, 'error');
+    const alert = page.getByRole('alert');
+    await expect.poll(() => alert.textContent()).toContain('Could not reach the server');
+    expect(await alert.textContent()).toContain('server address in Settings');
+  }, 30_000);
+});
