@@ -6,7 +6,7 @@
  * replayed through both policies (ours and Kyutai's) for a like-for-like
  * comparison. `--live-kyutai` also runs a second live session with Kyutai's.
  *
- *   node --import tsx bench/web-latency.ts [--seconds 120] [--live-kyutai]
+ *   node --import tsx bench/web-latency.ts [--seconds 120] [--jitter-ms 40] [--live-kyutai] [--trace-out FILE]
  *
  * Glass-to-glass: the capture worklet stamps each mic frame with its
  * AudioContext frame, the playout worklet stamps what it outputs the same
@@ -16,6 +16,7 @@
  * configured delay leaves the app's and the transport's own latency.
  */
 import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
 import { createServer, request, type Server } from 'node:http';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -29,8 +30,10 @@ import { REPO_ROOT, freePort, launchBrowser, startGateway } from '../test/e2e/ha
 const args = process.argv.slice(2);
 const SECONDS = Number(args[args.indexOf('--seconds') + 1]) || 120;
 const LIVE_KYUTAI = args.includes('--live-kyutai');
+/** Saves the live session's arrival trace (JSON [[clock, samples], …]) for offline analysis. */
+const TRACE_OUT = args.includes('--trace-out') ? args[args.indexOf('--trace-out') + 1] : undefined;
 const LOOPBACK_DELAY_MS = 200;
-const JITTER_MS = 40;
+const JITTER_MS = args.includes('--jitter-ms') ? Number(args[args.indexOf('--jitter-ms') + 1]) : 40;
 const RATE = 24_000;
 
 /** HTTP passes through; websocket messages are delayed 0–40 ms each way, in order. */
@@ -87,6 +90,9 @@ async function liveSession(url: string, policy: PolicyName, wav: string): Promis
   const browser = await launchBrowser(wav);
   try {
     const page = await browser.context.newPage();
+    // A run that plays nothing must say why.
+    page.on('pageerror', (err) => console.error(`[page error] ${err.message}`));
+    page.on('console', (msg) => msg.type() === 'error' && console.error(`[console] ${msg.text()}`));
     await page.goto(`${url}/?trace=1&policy=${policy}`);
     await page.getByRole('button', { name: 'Connect' }).click();
     await page.locator('[data-phase="live"]').waitFor({ timeout: 20_000 });
@@ -161,6 +167,7 @@ async function main(): Promise<void> {
   const url = `http://127.0.0.1:${proxy.port}`;
   try {
     const runs = [await liveSession(url, 'adaptive', wav)];
+    if (TRACE_OUT) await writeFile(TRACE_OUT, JSON.stringify(runs[0].arrivals));
     if (LIVE_KYUTAI) runs.push(await liveSession(url, 'kyutai', wav));
 
     console.log(`\nGlass-to-glass latency, loopback path, minus the configured ${LOOPBACK_DELAY_MS} ms loopback delay (${JITTER_MS} ms jitter proxy, ${SECONDS} s)`);

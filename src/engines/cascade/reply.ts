@@ -1,0 +1,245 @@
+/**
+ * One spoken reply: language model → sentences → synthesiser → a queue of
+ * audio the conversation drains at real time, one output frame per input
+ * frame. Everything stops on abort (barge-in, cancelled speculation, close).
+ */
+import type { LmSession, ChatMessage, GenerateOptions } from './lm/types.js';
+import { SentenceSplitter, speakable, words } from './text/sentences.js';
+import type { TtsStage } from './tts/types.js';
+
+export interface ReplyTimings {
+  lmStartAt?: number;
+  lmFirstTokenAt?: number;
+  firstSentenceAt?: number;
+  ttsFirstRequestAt?: number;
+  firstTtsChunkAt?: number;
+}
+
+interface SentenceAudio {
+  text: string;
+  chunks: Float32Array[];
+  /** Samples synthesised so far. */
+  length: number;
+  /** All audio for the sentence is in. */
+  complete: boolean;
+  /** Reply sample index where this sentence's audio begins (once known). */
+  startSample?: number;
+}
+
+export interface ReplySource {
+  /** Generate with a language model... */
+  lm?: { session: LmSession; messages: ChatMessage[]; options: Omit<GenerateOptions, 'signal'> };
+  /** ...or say fixed text (idle prompt, farewell, apology). */
+  script?: string;
+}
+
+export interface PullResult {
+  pcm: Float32Array;
+  /** Sentences whose first sample is in this frame: their text goes out now. */
+  started: string[];
+  /** Reply audio samples in this frame (the rest is silence). */
+  audioSamples: number;
+}
+
+/** Seconds of synthesised audio allowed ahead of playback; the synthesiser waits beyond it. */
+const MAX_AHEAD_SAMPLES = 24_000 * 30;
+
+export class Reply {
+  readonly timings: ReplyTimings = {};
+  readonly controller = new AbortController();
+  private readonly sentences: SentenceAudio[] = [];
+  private readonly pendingText: string[] = [];
+  private lmDone = false;
+  private ttsDone = false;
+  private wakeTts: (() => void) | undefined;
+  private wakeProducer: (() => void) | undefined;
+  /** Reply samples handed to the output so far. */
+  emitted = 0;
+  private readIndex = 0;
+  private readOffset = 0;
+  private readChunk = 0;
+  /** Text the model produced, in full. */
+  fullText = '';
+  error: unknown;
+  committed = false;
+
+  constructor(
+    private readonly tts: TtsStage,
+    readonly source: ReplySource,
+    private readonly onError: (stage: 'lm' | 'tts', err: unknown) => void,
+  ) {}
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  start(): void {
+    void this.produceText();
+    void this.synthesise();
+  }
+
+  abort(): void {
+    this.controller.abort();
+    this.wakeTts?.();
+    this.wakeProducer?.();
+  }
+
+  private queueSentence(text: string): void {
+    const clean = speakable(text);
+    if (!clean) return;
+    this.timings.firstSentenceAt ??= performance.now();
+    this.pendingText.push(clean);
+    this.wakeTts?.();
+  }
+
+  private async produceText(): Promise<void> {
+    try {
+      if (this.source.script !== undefined) {
+        this.fullText = this.source.script;
+        for (const s of new SentenceSplitter().push(`${this.source.script}\n`)) this.queueSentence(s);
+        return;
+      }
+      const lm = this.source.lm!;
+      const splitter = new SentenceSplitter();
+      this.timings.lmStartAt = performance.now();
+      for await (const piece of lm.session.generate(lm.messages, { ...lm.options, signal: this.signal })) {
+        if (this.signal.aborted) break;
+        this.timings.lmFirstTokenAt ??= performance.now();
+        this.fullText += piece;
+        for (const s of splitter.push(piece)) this.queueSentence(s);
+        // Do not let the model run far ahead of what can be spoken.
+        while (!this.signal.aborted && this.bufferedAhead() > MAX_AHEAD_SAMPLES) await new Promise<void>((r) => (this.wakeProducer = r));
+      }
+      if (!this.signal.aborted) for (const s of splitter.flush()) this.queueSentence(s);
+    } catch (err) {
+      if (!this.signal.aborted) {
+        this.error = err;
+        this.onError('lm', err);
+      }
+    } finally {
+      this.lmDone = true;
+      this.wakeTts?.();
+    }
+  }
+
+  private bufferedAhead(): number {
+    let total = 0;
+    for (const s of this.sentences) total += s.length;
+    return total - this.emitted;
+  }
+
+  private async synthesise(): Promise<void> {
+    try {
+      while (!this.signal.aborted) {
+        const text = this.pendingText.shift();
+        if (text === undefined) {
+          if (this.lmDone) break;
+          await new Promise<void>((r) => (this.wakeTts = r));
+          this.wakeTts = undefined;
+          continue;
+        }
+        const sentence: SentenceAudio = { text, chunks: [], length: 0, complete: false };
+        this.sentences.push(sentence);
+        this.timings.ttsFirstRequestAt ??= performance.now();
+        try {
+          for await (const chunk of this.tts.synthesize(text, this.signal)) {
+            if (this.signal.aborted) break;
+            this.timings.firstTtsChunkAt ??= performance.now();
+            sentence.chunks.push(chunk);
+            sentence.length += chunk.length;
+          }
+        } catch (err) {
+          if (!this.signal.aborted) this.onError('tts', err);
+        }
+        sentence.complete = true;
+        while (!this.signal.aborted && this.bufferedAhead() > MAX_AHEAD_SAMPLES) await new Promise<void>((r) => (this.wakeTts = r));
+      }
+    } finally {
+      this.ttsDone = true;
+    }
+  }
+
+  /** Nothing more will ever come out. */
+  get finished(): boolean {
+    if (this.signal.aborted) return true;
+    return this.lmDone && this.ttsDone && this.readIndex >= this.sentences.length;
+  }
+
+  /** Whether any audio is waiting to be played right now. */
+  get hasAudioReady(): boolean {
+    const s = this.sentences[this.readIndex];
+    return Boolean(s && this.readChunk < s.chunks.length);
+  }
+
+  /** Takes the next `n` samples of reply audio, padding with silence on underrun. */
+  pull(n: number): PullResult {
+    const pcm = new Float32Array(n);
+    const started: string[] = [];
+    let filled = 0;
+    while (filled < n && this.readIndex < this.sentences.length) {
+      const s = this.sentences[this.readIndex];
+      if (this.readChunk >= s.chunks.length) {
+        if (s.complete) {
+          this.readIndex++;
+          this.readChunk = 0;
+          this.readOffset = 0;
+          continue;
+        }
+        break; // underrun: the synthesiser is still working on this sentence
+      }
+      if (s.startSample === undefined) {
+        s.startSample = this.emitted + filled;
+        started.push(s.text);
+      }
+      const chunk = s.chunks[this.readChunk];
+      const take = Math.min(n - filled, chunk.length - this.readOffset);
+      pcm.set(chunk.subarray(this.readOffset, this.readOffset + take), filled);
+      filled += take;
+      this.readOffset += take;
+      if (this.readOffset >= chunk.length) {
+        // Drop played chunks so a long reply does not keep its whole audio.
+        s.chunks[this.readChunk] = new Float32Array(0);
+        this.readChunk++;
+        this.readOffset = 0;
+      }
+    }
+    this.emitted += filled;
+    if (filled > 0) {
+      this.wakeTts?.();
+      this.wakeProducer?.();
+    }
+    return { pcm, started, audioSamples: filled };
+  }
+
+  /**
+   * The words the user has heard when the reply stops now: every sentence
+   * whose audio had played out, and the share of the current sentence that
+   * had, minus `leadSamples` still sitting in the client's playout buffer.
+   */
+  playedText(leadSamples: number): string {
+    const heard = Math.max(0, this.emitted - leadSamples);
+    const out: string[] = [];
+    for (const s of this.sentences) {
+      if (s.startSample === undefined || s.startSample >= heard) break;
+      const end = s.startSample + s.length;
+      if (s.complete && end <= heard) {
+        out.push(s.text);
+        continue;
+      }
+      const w = words(s.text);
+      const share = s.length > 0 ? (heard - s.startSample) / s.length : 0;
+      const n = Math.floor(w.length * Math.min(1, share));
+      if (n > 0) out.push(`${w.slice(0, n).join(' ')}…`);
+      break;
+    }
+    return out.join(' ');
+  }
+
+  /** Sentences that were voiced (the reply ran to its end). */
+  spokenText(): string {
+    return this.sentences
+      .filter((s) => s.startSample !== undefined)
+      .map((s) => s.text)
+      .join(' ');
+  }
+}

@@ -1,0 +1,178 @@
+/**
+ * Picks and loads the implementation of each stage. 'auto' prefers the
+ * neural stages (downloading their models on first use when allowed) and
+ * falls back to the offline Debian ones; when nothing works the error names
+ * the command that fixes it.
+ */
+import { existsSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
+import type { Logger } from 'pino';
+import type { ProgressReport } from '../engine.js';
+import { modelCacheDir } from '../../models/cache.js';
+import { findModel, MODELS, type ModelSpec } from '../../models/registry.js';
+import { stderrProgressBar } from '../../models/progress-bar.js';
+import { ensureModel, installedModelDir, isInstalled } from '../../models/store.js';
+import type { CascadeConfig } from './config.js';
+import type { CascadeStages } from './conversation.js';
+import { loadLlamaLm } from './lm/llama.js';
+import { openAiLm } from './lm/openai.js';
+import type { LmStage } from './lm/types.js';
+import { loadPocketsphinx, POCKETSPHINX_INSTALL_HINT } from './stt/pocketsphinx.js';
+import { loadSherpaStt } from './stt/sherpa.js';
+import type { SttStage } from './stt/types.js';
+import { commandAvailable, commandTts, type CommandVoice } from './tts/command.js';
+import { loadSherpaTts } from './tts/sherpa.js';
+import type { TtsStage } from './tts/types.js';
+import { energyVad } from './vad/energy.js';
+import { loadSileroVad } from './vad/silero.js';
+import type { VadStage } from './vad/types.js';
+
+export interface SelectContext {
+  config: CascadeConfig;
+  log: Logger;
+  registry: readonly ModelSpec[];
+  onProgress?: (p: ProgressReport) => void;
+  fetchImpl?: typeof fetch;
+  signal?: AbortSignal;
+}
+
+export class StageUnavailableError extends Error {
+  constructor(
+    readonly stage: keyof CascadeStages,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'StageUnavailableError';
+  }
+}
+
+function msg(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** A registry model's folder: cached, or downloaded now when allowed. */
+async function modelFolder(ctx: SelectContext, name: string): Promise<string> {
+  const cacheDir = ctx.config.cacheDir ?? modelCacheDir();
+  const spec = findModel(name, ctx.registry);
+  if (!spec) throw new Error(`Unknown model ${name}; see \`quillman models list\``);
+  if (await isInstalled(spec, cacheDir)) return installedModelDir(name, cacheDir, ctx.registry);
+  if (!ctx.config.autoDownload) throw new Error(`Model ${name} is not downloaded. Run \`quillman models pull ${name}\``);
+  ctx.log.info({ model: name, cacheDir }, 'downloading model (first use)');
+  const bars = new Map<string, ReturnType<typeof stderrProgressBar>>();
+  return ensureModel(spec, {
+    cacheDir,
+    signal: ctx.signal,
+    fetchImpl: ctx.fetchImpl,
+    // People watching the server see a bar on stderr; clients get the same progress through warm-up reports.
+    onFileProgress: (file, p) => {
+      let bar = bars.get(file);
+      if (!bar) bars.set(file, (bar = stderrProgressBar(`${name}/${file}`)));
+      bar(p);
+    },
+    onProgress: (p) => ctx.onProgress?.({ stage: `download:${name}`, message: p.message, fraction: p.fraction }),
+  });
+}
+
+export async function selectVad(ctx: SelectContext): Promise<VadStage> {
+  const choice = ctx.config.vad;
+  if (choice === 'energy') return energyVad();
+  try {
+    return await loadSileroVad();
+  } catch (err) {
+    if (choice === 'silero') throw new StageUnavailableError('vad', `Silero VAD could not load: ${msg(err)}`);
+    ctx.log.warn({ err: msg(err) }, 'Silero VAD unavailable; using the energy detector');
+    return energyVad();
+  }
+}
+
+export async function selectStt(ctx: SelectContext): Promise<SttStage> {
+  const choice = ctx.config.stt;
+  const name = ctx.config.sherpaStt.model;
+  let sherpaProblem = '';
+  if (choice === 'sherpa' || choice === 'auto') {
+    try {
+      ctx.onProgress?.({ stage: 'stt', message: `Loading speech recogniser ${name}` });
+      return await loadSherpaStt({ modelDir: await modelFolder(ctx, name), threads: ctx.config.sherpaStt.threads });
+    } catch (err) {
+      sherpaProblem = msg(err);
+      if (choice === 'sherpa') throw new StageUnavailableError('stt', `Speech recogniser unavailable: ${sherpaProblem}`);
+      ctx.log.warn({ err: sherpaProblem }, 'neural speech recogniser unavailable; trying PocketSphinx');
+    }
+  }
+  try {
+    return await loadPocketsphinx();
+  } catch (err) {
+    throw new StageUnavailableError(
+      'stt',
+      choice === 'pocketsphinx'
+        ? msg(err)
+        : `No speech recogniser: run \`quillman models pull ${name}\` (${sherpaProblem}) or \`${POCKETSPHINX_INSTALL_HINT}\` (${msg(err)})`,
+    );
+  }
+}
+
+function ggufPath(model: string): string | undefined {
+  return model.endsWith('.gguf') || isAbsolute(model) || model.includes('/') ? model : undefined;
+}
+
+export async function selectLm(ctx: SelectContext): Promise<LmStage> {
+  const { config } = ctx;
+  const choice = config.lm;
+  if (choice === 'openai' || (choice === 'auto' && config.openai.url)) {
+    if (!config.openai.url) throw new StageUnavailableError('lm', 'The openai language model needs a URL: set the LM endpoint URL (e.g. --lm-url https://api.openai.com/v1)');
+    return openAiLm({ url: config.openai.url, apiKey: config.openai.apiKey, model: config.openai.model, timeoutMs: config.openai.timeoutMs });
+  }
+  const model = config.llama.model;
+  try {
+    const path = ggufPath(model);
+    if (path && !existsSync(path)) throw new Error(`GGUF file ${path} not found`);
+    const modelPath = path ?? `${await modelFolder(ctx, model)}/model.gguf`;
+    ctx.onProgress?.({ stage: 'lm', message: `Loading language model ${model}` });
+    return await loadLlamaLm({ modelPath, contextSize: config.llama.contextSize, threads: config.llama.threads, gpu: config.llama.gpu });
+  } catch (err) {
+    const fix = ggufPath(model)
+      ? `check the GGUF path ${model}`
+      : `run \`quillman models pull ${model}\``;
+    throw new StageUnavailableError('lm', `No language model: ${msg(err)}. To fix, ${fix}, or use an OpenAI-compatible endpoint (--lm-url).`);
+  }
+}
+
+const COMMAND_ORDER: CommandVoice[] = ['flite', 'espeak-ng', 'festival'];
+
+export async function selectTts(ctx: SelectContext): Promise<TtsStage> {
+  const { config } = ctx;
+  const choice = config.tts;
+  const name = config.sherpaTts.model;
+  let sherpaProblem = '';
+  if (choice === 'sherpa' || choice === 'auto') {
+    try {
+      ctx.onProgress?.({ stage: 'tts', message: `Loading voice ${name}` });
+      return await loadSherpaTts({ modelDir: await modelFolder(ctx, name), speaker: config.sherpaTts.speaker, speed: config.sherpaTts.speed, threads: config.sherpaTts.threads });
+    } catch (err) {
+      sherpaProblem = msg(err);
+      if (choice === 'sherpa') throw new StageUnavailableError('tts', `Neural voice unavailable: ${sherpaProblem}`);
+      ctx.log.warn({ err: sherpaProblem }, 'neural voice unavailable; trying the offline voices');
+    }
+  }
+  const candidates: CommandVoice[] = choice === 'auto' ? COMMAND_ORDER : [choice];
+  for (const kind of candidates) {
+    if (commandAvailable(kind)) return commandTts({ kind, voice: config.commandVoice });
+  }
+  throw new StageUnavailableError(
+    'tts',
+    choice === 'auto'
+      ? `No voice: run \`quillman models pull ${name}\` (${sherpaProblem}) or \`apt install flite\``
+      : `${choice} is not installed: apt install ${choice === 'festival' ? 'festival festvox-us-slt-hts' : choice}`,
+  );
+}
+
+export async function selectStages(ctx: SelectContext, given: Partial<CascadeStages> = {}): Promise<CascadeStages> {
+  // Cheap, local stages first so a missing package is reported before a long download.
+  const vad = given.vad ?? (await selectVad(ctx));
+  const stt = given.stt ?? (await selectStt(ctx));
+  const tts = given.tts ?? (await selectTts(ctx));
+  const lm = given.lm ?? (await selectLm(ctx));
+  return { vad, stt, lm, tts };
+}
+
+export { MODELS };

@@ -1,0 +1,95 @@
+/**
+ * Offline fallback voices: Debian's flite (CMU "slt"), espeak-ng and festival
+ * (HTS "slt"), run as child processes. Text goes in through a file, never as
+ * an argument, so a reply starting with "-" cannot turn into a flag (and
+ * flite cannot read /dev/stdin when Node's stdin is a socket).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { readFile, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ENGINE_SAMPLE_RATE } from '../../engine.js';
+import { resampleClip } from '../audio/resample.js';
+import { parseWav } from '../audio/wav.js';
+import type { TtsStage } from './types.js';
+
+export type CommandVoice = 'flite' | 'espeak-ng' | 'festival';
+
+export const TTS_INSTALL_HINT = 'apt install flite';
+
+interface CommandSpec {
+  bin: string;
+  args(text: string, out: string, voice: string): string[];
+  defaultVoice: string;
+}
+
+const COMMANDS: Record<CommandVoice, CommandSpec> = {
+  flite: { bin: 'flite', args: (text, out, voice) => ['-voice', voice, '-f', text, '-o', out], defaultVoice: 'slt' },
+  'espeak-ng': { bin: 'espeak-ng', args: (text, out, voice) => ['-v', voice, '-f', text, '-w', out], defaultVoice: 'en-us' },
+  festival: {
+    bin: 'text2wave',
+    args: (text, out, voice) => ['-eval', `(voice_${voice.replace(/[^a-z0-9_]/gi, '')})`, '-o', out, text],
+    defaultVoice: 'cmu_us_slt_arctic_hts',
+  },
+};
+
+/** True when the program runs here (checked once at stage selection). */
+export function commandAvailable(kind: CommandVoice): boolean {
+  const probe = spawnSync(COMMANDS[kind].bin, kind === 'festival' ? ['--help'] : ['--help'], { stdio: 'ignore', timeout: 5000 });
+  return !probe.error;
+}
+
+export interface CommandTtsOptions {
+  kind: CommandVoice;
+  voice?: string;
+  /** Per-sentence limit. */
+  timeoutMs?: number;
+}
+
+export function commandTts(opts: CommandTtsOptions): TtsStage {
+  const spec = COMMANDS[opts.kind];
+  const voice = opts.voice ?? spec.defaultVoice;
+  const timeoutMs = opts.timeoutMs ?? 20_000;
+  const dir = mkdtempSync(join(tmpdir(), 'quillman-tts-'));
+  let counter = 0;
+
+  async function render(text: string, signal: AbortSignal): Promise<Float32Array> {
+    const id = counter++;
+    const out = join(dir, `${id}.wav`);
+    const input = join(dir, `${id}.txt`);
+    try {
+      await writeFile(input, `${text}\n`);
+      await new Promise<void>((resolve, reject) => {
+        const child = spawn(spec.bin, spec.args(input, out, voice), { stdio: ['ignore', 'ignore', 'pipe'], signal, timeout: timeoutMs });
+        let stderr = '';
+        child.stderr.on('data', (d: Buffer) => {
+          if (stderr.length < 2000) stderr += d.toString();
+        });
+        child.on('error', (err) => reject(err));
+        child.on('close', (code, sig) => {
+          if (code === 0) resolve();
+          else reject(new Error(`${spec.bin} failed (${sig ?? `exit ${code}`}): ${stderr.trim().slice(0, 300)}`));
+        });
+      });
+      const wav = parseWav(await readFile(out));
+      if (signal.aborted) return new Float32Array(0);
+      return await resampleClip(wav.samples, wav.sampleRate, ENGINE_SAMPLE_RATE);
+    } finally {
+      await unlink(out).catch(() => undefined);
+      await unlink(input).catch(() => undefined);
+    }
+  }
+
+  return {
+    name: opts.kind === 'festival' ? `festival-${voice}` : `${opts.kind}-${voice}`,
+    async *synthesize(text, signal) {
+      if (!text.trim() || signal.aborted) return;
+      const pcm = await render(text, signal);
+      if (!signal.aborted && pcm.length > 0) yield pcm;
+    },
+    async dispose() {
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,136 @@
+/** Shared test tools: generated speech, frame slicing, a recording sink, a scripted LM. */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ENGINE_FRAME_SAMPLES, type EngineEvent, type EngineSink } from '../../src/engines/engine.js';
+import { resampleClip } from '../../src/engines/cascade/audio/resample.js';
+import { parseWav } from '../../src/engines/cascade/audio/wav.js';
+import { estimateTokens, type ChatMessage, type LmSession, type LmStage } from '../../src/engines/cascade/lm/types.js';
+import { pino } from 'pino';
+
+export const quietLogger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+
+/** Speech from Debian's flite (or espeak-ng), at the engine's 24 kHz. */
+export async function speak(text: string, opts: { voice?: string; tool?: 'flite' | 'espeak-ng'; rate?: number } = {}): Promise<Float32Array> {
+  const dir = mkdtempSync(join(tmpdir(), 'quillman-test-'));
+  const out = join(dir, 'speech.wav');
+  try {
+    if (opts.tool === 'espeak-ng') execFileSync('espeak-ng', ['-v', opts.voice ?? 'en-us', '-w', out, '--', text]);
+    else execFileSync('flite', ['-voice', opts.voice ?? 'slt', '-t', text, '-o', out]);
+    const wav = parseWav(readFileSync(out));
+    return resampleClip(wav.samples, wav.sampleRate, opts.rate ?? 24_000);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export function silence(ms: number, rate = 24_000): Float32Array {
+  return new Float32Array(Math.round((ms / 1000) * rate));
+}
+
+export function concat(...parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let pos = 0;
+  for (const p of parts) {
+    out.set(p, pos);
+    pos += p.length;
+  }
+  return out;
+}
+
+export function scale(pcm: Float32Array, gain: number): Float32Array {
+  return pcm.map((v) => v * gain);
+}
+
+export function toFrames(pcm: Float32Array): Float32Array[] {
+  const frames: Float32Array[] = [];
+  for (let i = 0; i < pcm.length; i += ENGINE_FRAME_SAMPLES) {
+    const f = new Float32Array(ENGINE_FRAME_SAMPLES);
+    f.set(pcm.subarray(i, i + ENGINE_FRAME_SAMPLES));
+    frames.push(f);
+  }
+  return frames;
+}
+
+export function frameRms(f: Float32Array): number {
+  let s = 0;
+  for (const v of f) s += v * v;
+  return Math.sqrt(s / f.length);
+}
+
+/** Records everything the engine sends, tagged with the output frame index it came with. */
+export class RecordingSink implements EngineSink {
+  readonly frames: Float32Array[] = [];
+  readonly texts: { text: string; frame: number }[] = [];
+  /** Each event with the output frame count when it came and the wall time (performance.now()). */
+  readonly events: (EngineEvent & { frame: number; at: number })[] = [];
+  readonly errors: { message: string; fatal?: boolean }[] = [];
+
+  audio(pcm: Float32Array): void {
+    this.frames.push(pcm);
+  }
+  text(piece: string): void {
+    this.texts.push({ text: piece, frame: this.frames.length });
+  }
+  metadata(event: EngineEvent): void {
+    this.events.push({ ...event, frame: this.frames.length, at: performance.now() });
+  }
+  error(message: string, fatal?: boolean): void {
+    this.errors.push({ message, fatal });
+  }
+  eventsOf(type: string) {
+    return this.events.filter((e) => e.type === type);
+  }
+  /** Indices of output frames that carry reply audio. */
+  voicedFrames(threshold = 1e-4): number[] {
+    return this.frames.flatMap((f, i) => (frameRms(f) > threshold ? [i] : []));
+  }
+  replyText(): string {
+    return this.texts.map((t) => t.text).join('');
+  }
+}
+
+export interface ScriptedLm extends LmStage {
+  calls: ChatMessage[][];
+  aborts: number;
+  /** Stream time is not known here; wall time of each abort. */
+  abortedAt: number[];
+}
+
+/**
+ * A deterministic language model for engine tests: answers with fixed text,
+ * word by word, and records what it was asked and whether it was aborted.
+ */
+export function scriptedLm(answer: (messages: ChatMessage[]) => string, tokenDelayMs: number | ((index: number) => number) = 5): ScriptedLm {
+  const delay = typeof tokenDelayMs === 'number' ? () => tokenDelayMs : tokenDelayMs;
+  const stage: ScriptedLm = {
+    name: 'scripted',
+    calls: [],
+    aborts: 0,
+    abortedAt: [],
+    countTokens: estimateTokens,
+    async createSession(): Promise<LmSession> {
+      return {
+        async *generate(messages, opts) {
+          stage.calls.push(messages);
+          const pieces = answer(messages).split(/(?<= )/);
+          for (const [index, piece] of pieces.entries()) {
+            if (opts.signal.aborted) break;
+            await new Promise((r) => setTimeout(r, delay(index)));
+            if (opts.signal.aborted) break;
+            yield piece;
+          }
+          if (opts.signal.aborted) {
+            stage.aborts++;
+            stage.abortedAt.push(performance.now());
+          }
+        },
+        async dispose() {},
+      };
+    },
+  };
+  return stage;
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
