@@ -1,8 +1,18 @@
 /**
  * `npm run bench [-- name [args…]]`: runs the benchmarks and prints tables.
- * Names: relay (gateway overhead), plus those other modules register.
+ * Without a name, runs them all with their default arguments.
  */
+import { spawnSync } from 'node:child_process';
+import { resolve } from 'node:path';
 import { benchRelay } from './gateway-relay.js';
+
+/** Benchmarks written as scripts run in a process of their own, as `node --import tsx script args…`. */
+function script(file: string) {
+  return async (args: string[]) => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', resolve(import.meta.dirname, file), ...args], { stdio: 'inherit' });
+    if (r.status !== 0) throw new Error(`${file} exited with ${r.status}`);
+  };
+}
 
 type Bench = { describe: string; run: (args: string[]) => Promise<void> };
 
@@ -12,6 +22,14 @@ export const BENCHES: Record<string, Bench> = {
   relay: {
     describe: 'gateway relay latency, CPU and memory per conversation [levels] [seconds]',
     run: ([levels, seconds]) => benchRelay(list(levels, [1, 10, 100, 500]), Number(seconds ?? 20)),
+  },
+  playout: {
+    describe: 'our playout policy vs Kyutai\'s on simulated jittery links (no browser)',
+    run: script('web-playout-sim.ts'),
+  },
+  browser: {
+    describe: 'glass-to-glass latency and missed audio in headless Chromium [--seconds 120] [--jitter-ms 40]',
+    run: script('web-latency.ts'),
   },
 };
 

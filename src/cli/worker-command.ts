@@ -14,6 +14,7 @@ interface WorkerFlags {
   loopbackTextIntervalMs?: number;
   idleTimeout: number;
   packetsPerPage: number;
+  echoPages?: boolean;
 }
 
 /**
@@ -41,6 +42,7 @@ export function registerWorkerCommand(program: Command): void {
     .option('--loopback-delay-ms <ms>', `loopback: delay, including its 80 ms frame [default: ${LOOPBACK_DEFAULTS.delayMs}]`, numberOption)
     .option('--loopback-text-interval-ms <ms>', `loopback: stream time between text pieces, 0 for none [default: ${LOOPBACK_DEFAULTS.textIntervalMs}]`, numberOption)
     .option('--idle-timeout <s>', 'end a conversation after this long without audio', numberOption, 30)
+    .option('--echo-pages', 'benchmarks only: return audio pages as received, without Opus or an engine')
     .option('--packets-per-page <n>', '20 ms Opus packets per Ogg page sent (1: lowest latency; 4: one page per 80 ms frame)', intOption, 1)
     .action(async (flags: WorkerFlags) => {
       const log = createLogger('worker');
@@ -55,6 +57,7 @@ export function registerWorkerCommand(program: Command): void {
             log: log.child({ slot: i }),
             idleTimeoutMs: flags.idleTimeout * 1000,
             packetsPerPage: flags.packetsPerPage,
+            echoPages: flags.echoPages,
           }),
         );
       }

@@ -28,6 +28,8 @@ export interface WorkerServerOptions {
   maxBufferedBytes?: number;
   idleTimeoutMs?: number;
   packetsPerPage?: number;
+  /** Benchmarks only: see WorkerSessionOptions.echoPages. */
+  echoPages?: boolean;
 }
 
 export interface WorkerServer {
@@ -85,6 +87,7 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
         maxBufferedBytes: options.maxBufferedBytes ?? 1024 * 1024,
         idleTimeoutMs: options.idleTimeoutMs ?? 30_000,
         packetsPerPage: options.packetsPerPage ?? 1,
+        echoPages: options.echoPages,
       });
       session = current;
       log.info({ conversation: conversations }, 'conversation started');

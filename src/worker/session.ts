@@ -22,6 +22,12 @@ export interface WorkerSessionOptions {
   idleTimeoutMs: number;
   /** 20 ms Opus packets per Ogg page sent: 1 for the lowest latency, 4 for one page per 80 ms frame. */
   packetsPerPage: number;
+  /**
+   * Benchmarks only: return each audio frame as received, without Opus or an
+   * engine, so that relay benchmarks can run more conversations than the
+   * machine could decode and encode.
+   */
+  echoPages?: boolean;
 }
 
 export class WorkerSession {
@@ -46,6 +52,10 @@ export class WorkerSession {
   }
 
   async start(): Promise<void> {
+    if (this.options.echoPages) {
+      this.send(encodeHandshake());
+      return this.armIdleTimer();
+    }
     const sink: EngineSink = {
       audio: (pcm) => this.sendPages(this.encoder.encode(pcm)),
       text: (piece) => this.send(encodeText(piece)),
@@ -88,6 +98,10 @@ export class WorkerSession {
     if (!decoded.ok) return void this.fail(CloseCode.InvalidPayload, `malformed frame: ${decoded.error}`);
     const frame = decoded.frame;
     if (frame.kind !== 'audio') return; // control, ping and unknown kinds carry nothing a streaming engine needs
+    if (this.options.echoPages) {
+      this.armIdleTimer();
+      return this.send(data);
+    }
     let pcm: Float32Array[];
     try {
       pcm = this.decoder.decode(frame.data);
