@@ -89,7 +89,8 @@ export class AdaptivePolicy implements PlayoutPolicy {
     this.maxMargin = ms(options.maxMarginMs ?? 200);
     this.halfLife = (options.marginHalfLifeS ?? 1) * options.sampleRate;
     this.maxHalfLife = (options.maxMarginHalfLifeS ?? 64) * options.sampleRate;
-    this.window = ms(options.windowMs ?? 8000);
+    // 20 s: on recorded browser traces an 8 s memory forgot spikes that came back (docs/web.md).
+    this.window = ms(options.windowMs ?? 20_000);
     this.maxJitter = ms(options.maxJitterMs ?? 150);
     this.trimThreshold = ms(options.trimThresholdMs ?? 4);
     this.quietWait = ms(options.quietWaitMs ?? 400);
