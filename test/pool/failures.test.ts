@@ -1,33 +1,20 @@
 /** Workers that will not start: the user must learn why, in the worker's own words. */
 import { resolve } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { createPool } from '../../src/pool/index.js';
-import { NoWorkersError, type WorkerPool } from '../../src/pool/types.js';
-import { silentLogger } from '../../src/util/logger.js';
-import { basePortForFile, expectNoProcessesLeft, localConfig, newMarker, nodeCommand, processesWithMarker, waitFor } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { NoWorkersError } from '../../src/pool/types.js';
+import { usePools, newMarker, nodeCommand, processesWithMarker, waitFor } from './helpers.js';
 
 const FIXTURES = resolve(import.meta.dirname, 'fixtures');
 const marker = newMarker();
-const pools: WorkerPool[] = [];
+const startPool = usePools(marker, 20);
 const never = () => new AbortController().signal;
 const FAST_RESTARTS = { initialDelaySeconds: 0.05, maxDelaySeconds: 0.2, maxStartFailures: 3 };
 
-function startPool(settings: Record<string, unknown> & { local: Record<string, unknown> }): WorkerPool {
-  const pool = createPool(localConfig({ ...settings, local: { basePort: basePortForFile(20), ...settings.local } }, marker), silentLogger);
-  pools.push(pool);
-  return pool;
-}
 
 /** A worker command that dies at start-up the way a GPU worker does when the card is full. */
 const OUT_OF_MEMORY = nodeCommand('-e', `"console.log('loading'); console.error('torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB'); process.exit(1)" -- --port {port}`);
 
-afterEach(async () => {
-  await Promise.all(pools.splice(0).map((pool) => pool.close()));
-});
 
-afterAll(async () => {
-  await expectNoProcessesLeft(marker);
-});
 
 describe('workers that fail to start', () => {
   it('gives up on a crash-looping worker and fails waiting callers with its stderr', async () => {

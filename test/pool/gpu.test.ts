@@ -1,30 +1,15 @@
 /** GPU pinning: each worker process sees exactly one GPU through CUDA_VISIBLE_DEVICES. */
 import { resolve } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { createPool } from '../../src/pool/index.js';
-import type { Lease, WorkerPool } from '../../src/pool/types.js';
-import { silentLogger } from '../../src/util/logger.js';
-import { basePortForFile, expectNoProcessesLeft, healthOf, healthUrl, localConfig, newMarker, nodeCommand, waitFor } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import type { Lease } from '../../src/pool/types.js';
+import { usePools, healthOf, healthUrl, newMarker, nodeCommand, waitFor } from './helpers.js';
 
 const GPU_REPORTER = nodeCommand(resolve(import.meta.dirname, 'fixtures/gpu-reporter.mjs'));
 const marker = newMarker();
-const pools: WorkerPool[] = [];
+const startPool = usePools(marker, 30, { local: { command: GPU_REPORTER } });
 const never = () => new AbortController().signal;
 
-function startPool(settings: Record<string, unknown> & { local: Record<string, unknown> }): WorkerPool {
-  const local = { basePort: basePortForFile(30), command: GPU_REPORTER, ...settings.local };
-  const pool = createPool(localConfig({ ...settings, local }, marker), silentLogger);
-  pools.push(pool);
-  return pool;
-}
 
-afterEach(async () => {
-  await Promise.all(pools.splice(0).map((pool) => pool.close()));
-});
-
-afterAll(async () => {
-  await expectNoProcessesLeft(marker);
-});
 
 describe('GPU pinning', () => {
   it('pins workers round-robin to the listed GPUs, up to workersPerGpu each', async () => {

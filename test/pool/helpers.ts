@@ -1,13 +1,15 @@
 /** Shared by the pool tests: real worker commands, waiting, and proof that no process outlives its test. */
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
+import { afterAll, afterEach } from 'vitest';
 import WebSocket from 'ws';
 import type { PoolConfigInput } from '../../src/pool/config.js';
+import { createPool } from '../../src/pool/index.js';
 import type { WorkerPool } from '../../src/pool/types.js';
+import { silentLogger } from '../../src/util/logger.js';
 
 export const REPO = resolve(import.meta.dirname, '../..');
 
@@ -32,15 +34,29 @@ export function basePortForFile(offset = 0): number {
   return 30_000 + (process.pid % 400) * 50 + offset;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolvePort(port));
-    });
+export { freePort } from '../helpers/net.js';
+
+type PoolSettings = Record<string, unknown> & { local?: Record<string, unknown> };
+
+/**
+ * Call once per test file: returns a starter for pools on this file's ports
+ * (pid-based, offset per file), closes them after each test, and checks at the
+ * end that no process carrying the file's marker is left.
+ */
+export function usePools(marker: string, portOffset: number, defaults: { local?: Record<string, unknown> } = {}) {
+  const pools: WorkerPool[] = [];
+  afterEach(async () => {
+    await Promise.all(pools.splice(0).map((pool) => pool.close()));
   });
+  afterAll(async () => {
+    await expectNoProcessesLeft(marker);
+  });
+  return (settings: PoolSettings, log: Logger = silentLogger): WorkerPool => {
+    const local = { basePort: basePortForFile(portOffset), ...defaults.local, ...settings.local };
+    const pool = createPool(localConfig({ ...settings, local }, marker), log);
+    pools.push(pool);
+    return pool;
+  };
 }
 
 /** A pool setup for tests: a marker in every worker's environment lets afterAll find any process left behind. */

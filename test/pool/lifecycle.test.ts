@@ -2,13 +2,10 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { resolve } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { createPool } from '../../src/pool/index.js';
-import { NoWorkersError, type WorkerPool } from '../../src/pool/types.js';
-import { silentLogger, type Logger } from '../../src/util/logger.js';
+import { describe, expect, it } from 'vitest';
+import { NoWorkersError } from '../../src/pool/types.js';
 import {
   basePortForFile,
-  expectNoProcessesLeft,
   captureLog,
   isAlive,
   localConfig,
@@ -17,27 +14,16 @@ import {
   processesWithMarker,
   recordStates,
   waitFor,
+  usePools,
   workersIn,
 } from './helpers.js';
 
 const FIXTURES = resolve(import.meta.dirname, 'fixtures');
 const marker = newMarker();
-const pools: WorkerPool[] = [];
+const startPool = usePools(marker, 10);
 const never = () => new AbortController().signal;
 
-function startPool(settings: Record<string, unknown> & { local?: Record<string, unknown> }, log: Logger = silentLogger): WorkerPool {
-  const pool = createPool(localConfig({ ...settings, local: { basePort: basePortForFile(10), ...settings.local } }, marker), log);
-  pools.push(pool);
-  return pool;
-}
 
-afterEach(async () => {
-  await Promise.all(pools.splice(0).map((pool) => pool.close()));
-});
-
-afterAll(async () => {
-  await expectNoProcessesLeft(marker);
-});
 
 describe('worker lifecycle', () => {
   it('starts the warm workers at start() and no more, relaying their log lines', async () => {

@@ -1,15 +1,10 @@
 /** Queueing and leasing over real `quillman worker --engine loopback` processes. */
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { createPool } from '../../src/pool/index.js';
-import { QueueFullError, type Lease, type WorkerPool } from '../../src/pool/types.js';
-import { silentLogger } from '../../src/util/logger.js';
+import { describe, expect, it } from 'vitest';
+import { QueueFullError, type Lease } from '../../src/pool/types.js';
 import {
-  basePortForFile,
-  expectNoProcessesLeft,
-  closeConversation,
+  usePools, closeConversation,
   healthOf,
   healthUrl,
-  localConfig,
   newMarker,
   openConversation,
   recordStates,
@@ -18,23 +13,11 @@ import {
 } from './helpers.js';
 
 const marker = newMarker();
-const pools: WorkerPool[] = [];
 
-function startPool(settings: Record<string, unknown>): WorkerPool {
-  const pool = createPool(localConfig({ ...settings, local: { basePort: basePortForFile() } }, marker), silentLogger);
-  pools.push(pool);
-  return pool;
-}
 
+const startPool = usePools(marker, 0);
 const never = () => new AbortController().signal;
 
-afterEach(async () => {
-  await Promise.all(pools.splice(0).map((pool) => pool.close()));
-});
-
-afterAll(async () => {
-  await expectNoProcessesLeft(marker);
-});
 
 describe('queueing', () => {
   it('gives parallel conversations distinct workers, starting them on demand, and queues the one beyond maxWorkers', async () => {

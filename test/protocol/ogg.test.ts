@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OggOpusDecoder, OggOpusEncoder } from '../../src/audio/opus-stream.js';
+import { concatFloat } from '../../src/audio/pcm.js';
 import { readWav, writeWav } from '../../src/audio/wav.js';
 import { oggCrc32 } from '../../src/protocol/ogg-crc.js';
 import { encodePage, OggError, OggOpusDemuxer, OggOpusMuxer, PageFlag, parsePageAt, type DemuxEvent } from '../../src/protocol/ogg.js';
@@ -27,15 +28,6 @@ function packetsOf(events: DemuxEvent[]): Uint8Array[] {
   return events.flatMap((e) => (e.type === 'packet' ? [e.data] : []));
 }
 
-function concatBytes(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
-}
 
 describe('Ogg CRC', () => {
   it('matches the reference check value', () => {
@@ -70,7 +62,7 @@ describe('Ogg Opus muxer and demuxer', () => {
     const muxer = new OggOpusMuxer({ serial: 42, packetsPerPage: perPage });
     const packets = sizes.map((n, i) => fakePacket(n, i));
     const pages = [...muxer.headerPages(), ...packets.flatMap((p) => muxer.writePacket(p, 960)), ...muxer.end()];
-    const stream = concatBytes(pages);
+    const stream = Buffer.concat(pages);
     const demuxer = new OggOpusDemuxer({ maxPacketBytes: 128 * 1024 });
     const events: DemuxEvent[] = [];
     for (let at = 0, step = 1; at < stream.length; at += step, step = (step * 7 + 3) % 997 + 1) {
@@ -185,7 +177,7 @@ describe('interoperability with Debian opus-tools', () => {
     const decoder = new OggOpusDecoder();
     const chunks: Float32Array[] = [];
     for (let at = 0; at < bytes.length; at += 777) chunks.push(...decoder.decode(bytes.subarray(at, at + 777)));
-    const pcm = concatBytesF(chunks);
+    const pcm = concatFloat(chunks);
     expect(Math.abs(pcm.length - speech.length)).toBeLessThan(24_000 * 0.03);
     const { lag, correlation } = findDelay(speech, pcm, 2400);
     expect(lag).toBeLessThan(240);
@@ -199,7 +191,7 @@ describe('interoperability with Debian opus-tools', () => {
     pages.push(...encoder.end());
     const opusPath = join(dir.path, 'ours.opus');
     const outPath = join(dir.path, 'opusdec.wav');
-    await writeFile(opusPath, concatBytes(pages));
+    await writeFile(opusPath, Buffer.concat(pages));
     await run('opusdec', ['--quiet', '--rate', '24000', opusPath, outPath]);
     const { samples } = await readWav(outPath, 24_000);
     const { lag, correlation } = findDelay(speech, samples, 2400);
@@ -211,12 +203,3 @@ describe('interoperability with Debian opus-tools', () => {
   });
 });
 
-function concatBytesF(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
