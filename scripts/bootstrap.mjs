@@ -55,8 +55,10 @@ function ensureDependencies() {
   const stale = !existsSync(installed) || statSync(installed).mtimeMs < Math.max(statSync(lock).mtimeMs, statSync(join(root, 'package.json')).mtimeMs);
   if (!stale) return;
   say('installing npm packages (first run, or package.json changed)…');
+  // `npm install`, not `npm ci`: it follows the lock file too, but tolerates optional platform
+  // packages a registry mirror lacks (node-llama-cpp's macOS/Windows builds), where ci refuses.
   // onnxruntime-node's install step downloads CUDA files; the CPU runtime it ships needs none.
-  const code = run(npm, ['ci', '--no-audit', '--no-fund'], { ONNXRUNTIME_NODE_INSTALL: 'skip' });
+  const code = run(npm, ['install', '--no-audit', '--no-fund'], { ONNXRUNTIME_NODE_INSTALL: 'skip' });
   if (code !== 0) {
     say('npm ci failed: check your network access to the npm registry, then run the command again.');
     process.exit(code);

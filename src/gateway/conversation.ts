@@ -128,9 +128,12 @@ export class GatewayConversation {
     const early: Buffer[] = [];
     socket.on('message', (data: Buffer) => early.push(data));
     return new Promise((resolve) => {
+      // Only a connection still being made is cut when the client leaves; a live one is closed properly by end().
+      const cut = () => socket.terminate();
       const done = (r: ConnectResult) => {
         socket.removeAllListeners('open');
         socket.removeAllListeners('unexpected-response');
+        this.acquireAbort.signal.removeEventListener('abort', cut);
         resolve(r);
       };
       socket.once('open', () => done({ ok: true, socket, early }));
@@ -139,7 +142,7 @@ export class GatewayConversation {
         done({ ok: false, refused: res.statusCode === 503, reason: `HTTP ${res.statusCode}` });
       });
       socket.on('error', (err) => done({ ok: false, refused: false, reason: err.message }));
-      this.acquireAbort.signal.addEventListener('abort', () => socket.terminate(), { once: true });
+      this.acquireAbort.signal.addEventListener('abort', cut, { once: true });
     });
   }
 
