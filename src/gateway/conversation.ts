@@ -302,6 +302,7 @@ export class GatewayConversation {
         this.fail('worker_lost', CloseCode.InternalError, 'The worker serving this conversation stopped unexpectedly. Reconnect to start a new conversation.');
       } else {
         // A deliberate close by the worker (time limit, engine ended, bad audio it caught): pass it on as is.
+        if (code !== CloseCode.Normal && code !== CloseCode.EndedByEngine) this.outcome = 'worker_error';
         this.end(code >= 1000 && code < 5000 && code !== 1005 ? code : CloseCode.Normal, reason || 'the worker ended the conversation');
       }
     }
