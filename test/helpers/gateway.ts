@@ -41,13 +41,13 @@ export async function startTestGateway(
   const log = options.log ?? silentLogger;
   const basePort = nextBasePort;
   nextBasePort += 20;
+  const remote = options.pool?.provider === 'remote';
   const poolConfig = PoolConfigSchema.parse({
     provider: 'local',
-    warm: 1,
-    maxWorkers: 2,
+    ...(remote ? {} : { warm: 1, maxWorkers: 2 }),
     maxQueue: 4,
     ...options.pool,
-    local: { command: loopbackWorkerCommand(options.workerArgs), basePort, ...(options.pool?.local as object | undefined) },
+    ...(remote ? {} : { local: { command: loopbackWorkerCommand(options.workerArgs), basePort, ...(options.pool?.local as object | undefined) } }),
   });
   const pool = createPool(poolConfig, log);
   await pool.start();
