@@ -5,18 +5,30 @@
  * drift apart.
  */
 import { readFileSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { GatewaySettingsSchema } from '../gateway/config.js';
 import { PoolConfigSchema } from '../pool/config.js';
 import { ENGINE_NAMES } from '../engines/registry.js';
+import { CascadeConfigSchema } from '../engines/cascade/config.js';
 
 export const EngineSettingsSchema = z
   .object({
     name: z.enum(ENGINE_NAMES).default('cascade'),
     loopback: z.object({ delayMs: z.number().min(80), textIntervalMs: z.number().min(0) }).partial().strict().default({}),
-    /** Passed to the cascade engine, which validates it with its own schema. */
-    cascade: z.record(z.string(), z.unknown()).default({}),
+    /**
+     * Passed on to the workers as given (they validate it again); checked here
+     * too, so a bad --stt or --lm-url stops `serve` with the flag's name
+     * instead of failing in every worker it starts.
+     */
+    cascade: z
+      .record(z.string(), z.unknown())
+      .default({})
+      .superRefine((value, ctx) => {
+        const result = CascadeConfigSchema.safeParse(value);
+        if (!result.success) for (const issue of result.error.issues) ctx.addIssue({ code: 'custom', message: issue.message, path: issue.path });
+      }),
   })
   .strict();
 
@@ -35,6 +47,8 @@ const int: Parse = (raw) => (/^-?\d+$/.test(raw.trim()) ? Number(raw) : raw);
 const num: Parse = (raw) => (raw.trim() !== '' && Number.isFinite(Number(raw)) ? Number(raw) : raw);
 const list: Parse = (raw) => raw.split(',').map((s) => s.trim()).filter(Boolean);
 const str: Parse = (raw) => raw;
+/** Relative paths are taken from where the command runs, not from where a worker it starts might run. */
+const dir: Parse = (raw) => (raw.trim() === '' ? raw : resolvePath(raw));
 
 export interface SettingSpec {
   /** Dotted path into Settings. */
@@ -46,6 +60,40 @@ export interface SettingSpec {
   /** Shown in docs when the default depends on other settings. */
   defaultText?: string;
 }
+
+/** Where the cascade engine's settings sit in Settings. */
+export const CASCADE_PREFIX = 'engine.cascade.';
+const CASCADE_DEFAULTS = CascadeConfigSchema.parse({});
+const choices = (key: 'stt' | 'tts') => CascadeConfigSchema.shape[key].unwrap().options.join(', ');
+
+function valueAt(obj: unknown, path: string): unknown {
+  return path.split('.').reduce<unknown>((node, key) => (node && typeof node === 'object' ? (node as Record<string, unknown>)[key] : undefined), obj);
+}
+
+/** A cascade row: its default comes from the engine's own schema, so the docs cannot drift from it. */
+function cascadeSetting(spec: Omit<SettingSpec, 'path'> & { key: string }): SettingSpec {
+  const { key, ...rest } = spec;
+  const value = valueAt(CASCADE_DEFAULTS, key);
+  return { path: CASCADE_PREFIX + key, defaultText: value === undefined ? undefined : String(value), ...rest };
+}
+
+/**
+ * The cascade engine's most used settings. `quillman serve` passes them to
+ * the workers it starts; a standalone `quillman worker` takes the same flags
+ * and variables (see cascadeSettingsFor). Everything else goes in the config
+ * file under engine.cascade (docs/cascade.md lists it).
+ */
+export const CASCADE_SETTINGS: SettingSpec[] = [
+  cascadeSetting({ key: 'openai.url', flag: '--lm-url <url>', env: 'QUILLMAN_LM_URL', parse: str, description: 'cascade: OpenAI-compatible endpoint to use instead of the local model (e.g. http://127.0.0.1:11434/v1)' }),
+  cascadeSetting({ key: 'openai.apiKey', flag: '--lm-key <key>', env: 'QUILLMAN_LM_KEY', parse: str, description: 'cascade: API key for --lm-url (prefer the variable: flags show in `ps`)' }),
+  cascadeSetting({ key: 'openai.model', flag: '--lm-model <name>', env: 'QUILLMAN_LM_MODEL', parse: str, description: 'cascade: model name asked of --lm-url' }),
+  cascadeSetting({ key: 'llama.model', flag: '--gguf <name|file>', env: 'QUILLMAN_GGUF', parse: str, description: 'cascade: local language model: a name from `quillman models list`, or a .gguf file' }),
+  cascadeSetting({ key: 'llama.threads', flag: '--llama-threads <n>', env: 'QUILLMAN_LLAMA_THREADS', parse: int, description: 'cascade: CPU threads of the local model (0: one per core less one, at most 8)' }),
+  cascadeSetting({ key: 'stt', flag: '--stt <name>', env: 'QUILLMAN_STT', parse: str, description: `cascade: speech recogniser: ${choices('stt')}` }),
+  cascadeSetting({ key: 'tts', flag: '--tts <name>', env: 'QUILLMAN_TTS', parse: str, description: `cascade: voice: ${choices('tts')}` }),
+  cascadeSetting({ key: 'persona', flag: '--persona <text>', env: 'QUILLMAN_PERSONA', parse: str, description: "cascade: default persona (system prompt); a client's `persona` parameter replaces it", defaultText: 'a friendly voice assistant, 1–3 short spoken sentences' }),
+  cascadeSetting({ key: 'cacheDir', flag: '--models-dir <dir>', env: 'QUILLMAN_CACHE_DIR', parse: dir, description: 'cascade: model cache (also used by `quillman models`)', defaultText: '~/.cache/quillman/models' }),
+];
 
 export const SETTINGS: SettingSpec[] = [
   { path: 'gateway.port', flag: '--port <n>', env: 'QUILLMAN_PORT', parse: int, description: 'HTTP port of the gateway' },
@@ -62,8 +110,12 @@ export const SETTINGS: SettingSpec[] = [
   { path: 'pool.local.basePort', flag: '--worker-base-port <n>', env: 'QUILLMAN_WORKER_BASE_PORT', parse: int, description: 'local: first port tried for workers' },
   { path: 'pool.local.readyTimeoutSeconds', flag: '--worker-ready-timeout <s>', env: 'QUILLMAN_WORKER_READY_TIMEOUT', parse: num, description: 'local: how long a worker may take to load its model' },
   { path: 'pool.remote.urls', flag: '--worker-urls <urls>', env: 'QUILLMAN_WORKER_URLS', parse: list, description: 'remote: comma-separated worker URLs (ws://host:port/api/chat)' },
+  { path: 'gateway.tlsCert', flag: '--tls-cert <file>', env: 'QUILLMAN_TLS_CERT', parse: str, description: 'PEM certificate: serve https/wss (the microphone needs https beyond localhost)' },
+  { path: 'gateway.tlsKey', flag: '--tls-key <file>', env: 'QUILLMAN_TLS_KEY', parse: str, description: 'PEM private key for --tls-cert' },
   { path: 'gateway.staticDir', flag: '--static-dir <dir>', env: 'QUILLMAN_STATIC_DIR', parse: str, description: 'built web app to serve', defaultText: 'dist/web' },
+  ...CASCADE_SETTINGS,
 ];
+
 
 export class SettingsError extends Error {
   constructor(message: string) {
@@ -116,6 +168,40 @@ export interface LoadSettingsInput {
   derive?: (raw: Record<string, unknown>) => void;
 }
 
+/**
+ * A worker's cascade settings: its environment, under what the gateway that
+ * started it handed down (QUILLMAN_ENGINE_SETTINGS, which already holds the
+ * gateway's own environment and flags), under the worker's own flags.
+ * Checked here so a bad value names its flag and variable.
+ */
+export function cascadeSettingsFor(input: { env?: NodeJS.ProcessEnv; inherited?: Record<string, unknown>; flags?: Record<string, unknown> }): Record<string, unknown> {
+  const env = input.env ?? process.env;
+  const fromEnv: Record<string, unknown> = {};
+  const fromFlags: Record<string, unknown> = {};
+  for (const spec of CASCADE_SETTINGS) {
+    const key = spec.path.slice(CASCADE_PREFIX.length);
+    const envValue = env[spec.env];
+    if (envValue !== undefined && envValue !== '') setPath(fromEnv, key, spec.parse(envValue));
+    const flagValue = input.flags?.[flagKey(spec.flag)];
+    if (flagValue !== undefined) setPath(fromFlags, key, typeof flagValue === 'string' ? spec.parse(flagValue) : flagValue);
+  }
+  const merged: Record<string, unknown> = {};
+  mergeDeep(merged, fromEnv);
+  mergeDeep(merged, structuredClone(input.inherited ?? {}));
+  mergeDeep(merged, fromFlags);
+  const result = CascadeConfigSchema.safeParse(merged);
+  if (!result.success) {
+    throw new SettingsError(`invalid cascade settings:\n${result.error.issues.map((issue) => describeIssue(CASCADE_PREFIX + issue.path.join('.'), issue.message)).join('\n')}`);
+  }
+  return merged;
+}
+
+function describeIssue(path: string, message: string): string {
+  const spec = SETTINGS.find((s) => s.path === path);
+  const where = spec ? ` (${spec.flag.split(' ')[0]} / ${spec.env})` : '';
+  return `  ${path || '(top level)'}${where}: ${message}`;
+}
+
 export function loadSettings(input: LoadSettingsInput = {}): Settings {
   const env = input.env ?? process.env;
   const raw: Record<string, unknown> = {};
@@ -132,12 +218,7 @@ export function loadSettings(input: LoadSettingsInput = {}): Settings {
   input.derive?.(raw);
   const result = SettingsSchema.safeParse(raw);
   if (!result.success) {
-    const lines = result.error.issues.map((issue) => {
-      const path = issue.path.join('.');
-      const spec = SETTINGS.find((s) => s.path === path);
-      const where = spec ? ` (${spec.flag.split(' ')[0]} / ${spec.env})` : '';
-      return `  ${path || '(top level)'}${where}: ${issue.message}`;
-    });
+    const lines = result.error.issues.map((issue) => describeIssue(issue.path.join('.'), issue.message));
     throw new SettingsError(`invalid settings:\n${lines.join('\n')}`);
   }
   return result.data;

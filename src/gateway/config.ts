@@ -5,6 +5,9 @@ export const GatewaySettingsSchema = z
   .object({
     host: z.string().min(1).default('127.0.0.1'),
     port: z.number().int().min(0).max(65535).default(8000),
+    /** PEM certificate and key: serve https and wss, which browsers require for the microphone beyond localhost. */
+    tlsCert: z.string().min(1).optional(),
+    tlsKey: z.string().min(1).optional(),
     /** Built web app; a placeholder page is served when it is missing. */
     staticDir: z.string().optional(),
     /** The original QuiLLMan capped conversations at 600 s. */
@@ -32,6 +35,7 @@ export const GatewaySettingsSchema = z
     /** Attempts to connect a conversation to a worker before giving up. */
     connectAttempts: z.number().int().min(1).default(3),
   })
-  .strict();
+  .strict()
+  .refine((s) => !!s.tlsCert === !!s.tlsKey, { message: 'tlsCert and tlsKey go together: give both files, or neither', path: ['tlsKey'] });
 
 export type GatewaySettings = z.infer<typeof GatewaySettingsSchema>;

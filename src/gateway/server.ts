@@ -10,7 +10,7 @@
 import fastifyStatic from '@fastify/static';
 import fastifyWebsocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import type { WebSocket } from 'ws';
@@ -46,7 +46,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const active = new Set<GatewayConversation>();
   const sockets = new Set<WebSocket>();
   // Fastify's own request log is noise next to the conversation log; errors still surface through `log`.
-  const app = Fastify({ logger: false, disableRequestLogging: true });
+  const app = Fastify({ logger: false, disableRequestLogging: true, https: readTls(settings) });
 
   await app.register(fastifyWebsocket, {
     // The hard cap sits above our own limit so an oversized message gets a reasoned error from us, not a bare 1009.
@@ -95,12 +95,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   await app.listen({ host: settings.host, port: settings.port });
   const port = (app.server.address() as AddressInfo).port;
   const host = settings.host.includes(':') ? `[${settings.host}]` : settings.host;
-  log.info({ url: `http://${host}:${port}`, app: hasApp ? staticDir : 'placeholder' }, 'gateway listening');
+  const url = `${settings.tlsCert ? 'https' : 'http'}://${host}:${port}`;
+  log.info({ url, app: hasApp ? staticDir : 'placeholder' }, 'gateway listening');
 
   return {
     app,
     port,
-    url: `http://${host}:${port}`,
+    url,
     metrics,
     conversations: () => active.size,
     async close() {
@@ -108,4 +109,16 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       await app.close();
     },
   };
+}
+
+function readTls(settings: GatewaySettings): { cert: Buffer; key: Buffer } | null {
+  if (!settings.tlsCert || !settings.tlsKey) return null;
+  const read = (path: string, what: string) => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new Error(`cannot read the TLS ${what} ${path}: ${(err as Error).message}`);
+    }
+  };
+  return { cert: read(settings.tlsCert, 'certificate'), key: read(settings.tlsKey, 'key') };
 }
