@@ -31,6 +31,10 @@ export const BENCHES: Record<string, Bench> = {
     describe: 'glass-to-glass latency and missed audio in headless Chromium [--seconds 120] [--jitter-ms 40]',
     run: script('web-latency.ts'),
   },
+  cascade: {
+    describe: 'cascade engine: voice-to-voice latency through the gateway, stage times, real-time factors, CPU [--turns 20] [--word-ms 30] [--no-llama] [--threads-probe]',
+    run: script('cascade-latency.ts'),
+  },
 };
 
 const [name, ...args] = process.argv.slice(2);

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { registerChatCommand } from './chat-command.js';
+import { registerModelsCommand } from './models-command.js';
 import { registerServeCommand } from './serve-command.js';
 import { registerWorkerCommand } from './worker-command.js';
 
@@ -12,6 +13,7 @@ const program = new Command()
 registerServeCommand(program);
 registerWorkerCommand(program);
 registerChatCommand(program);
+registerModelsCommand(program);
 
 program.parseAsync().catch((err: Error) => {
   process.stderr.write(`quillman: ${err.message}\n`);

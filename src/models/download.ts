@@ -88,7 +88,7 @@ function describeNetworkError(url: string, err: unknown): DownloadError {
   })();
   const why = (code && NETWORK_CODES[code]) ?? (err instanceof Error ? err.message : String(err));
   return new DownloadError(
-    `Cannot download ${url}: ${why}${code ? ` (${code})` : ''}. Check that this machine can reach ${host}, or run \`quillman models pull\` where it can and copy the cache folder.`,
+    `Cannot download ${url}: ${why}${code ? ` (${code})` : ''}. Check that this machine can reach ${host}, run \`quillman models pull\` where it can and copy the cache folder, or point QUILLMAN_MODEL_MIRROR at a mirror.`,
     'network',
     { cause: err },
   );

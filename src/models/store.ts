@@ -6,6 +6,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MANIFEST_FILE, modelCacheDir, modelDir } from './cache.js';
 import { downloadFile, DownloadError, type DownloadProgress } from './download.js';
+import { mirroredUrl } from './mirror.js';
 import { findModel, MODELS, modelSize, type ModelSpec } from './registry.js';
 
 export interface ModelProgress {
@@ -109,7 +110,7 @@ export async function ensureModel(spec: ModelSpec, opts: EnsureOptions = {}): Pr
   if (spec.archive) {
     const archivePath = join(cacheDir, `${spec.name}.tar.bz2`);
     const res = await downloadFile({
-      url: spec.archive.url,
+      url: mirroredUrl(spec.archive.url),
       dest: archivePath,
       sha256: spec.archive.sha256,
       expectedSize: spec.archive.size,
@@ -128,7 +129,7 @@ export async function ensureModel(spec: ModelSpec, opts: EnsureOptions = {}): Pr
   } else {
     for (const f of spec.files ?? []) {
       const res = await downloadFile({
-        url: f.url,
+        url: mirroredUrl(f.url),
         dest: join(dir, f.path),
         sha256: f.sha256,
         expectedSize: f.size,

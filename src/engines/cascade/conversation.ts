@@ -15,7 +15,7 @@ import { StreamResampler } from './audio/resample.js';
 import type { CascadeConfig } from './config.js';
 import { ConversationMemory } from './lm/memory.js';
 import type { LmSession, LmStage } from './lm/types.js';
-import { Reply } from './reply.js';
+import { emptyUsage, Reply, type StageUsage } from './reply.js';
 import { normaliseTranscript, type RecognizerSession, type SttStage } from './stt/types.js';
 import type { TtsStage } from './tts/types.js';
 import type { VadStage, VoiceActivityDetector } from './vad/types.js';
@@ -45,6 +45,8 @@ interface ActiveReply {
   speculative: boolean;
   firstAudioAt?: number;
   sttFinalMs?: number;
+  /** The recogniser's final pass ran at the pause, before the turn ended (see CascadeConversation.sttOpen). */
+  sttFinalEarly?: boolean;
   vadEndOfTurnMs?: number;
 }
 
@@ -65,6 +67,12 @@ export class CascadeConversation implements Conversation {
   private inUtterance = false;
   private speechRunMs = 0;
   private silenceMs = 0;
+  /**
+   * The end of the last speech frame that Silero already heard as quiet (its
+   * last 32 ms windows): silence is counted from there, so the turn ends
+   * hangMs after the speech did, rather than up to a frame later.
+   */
+  private quietTailMs = 0;
   private utteranceMs = 0;
   private lastSpeechEndStreamMs = 0;
   private lastPartial = '';
@@ -73,6 +81,24 @@ export class CascadeConversation implements Conversation {
   private utteranceOverBot = false;
   private readonly preRoll: Float32Array[] = [];
   private readonly preRollFrames: number;
+  /**
+   * The recogniser's utterance is open. It is closed early, when a pause
+   * reaches speculativeAfterMs: its final pass then runs in the background
+   * while the turn may still go on, so that a final pass that changes the
+   * words is known before the turn ends (the speculative reply is redone on
+   * them) and the turn's end waits for no recogniser. Should the user go on,
+   * a new recogniser utterance takes the rest; the turn's text is the parts
+   * joined.
+   */
+  private sttOpen = false;
+  /** Final text of the recogniser utterances already closed in this turn. */
+  private closedText = '';
+  /** The final passes still running; closedText is complete once it settles. */
+  private pendingFinal: Promise<void> | undefined;
+  /** How long the early final pass took (the turn's sttFinalMs when nothing followed). */
+  private earlyFinalMs: number | undefined;
+  /** Audio since the early close, to hand a reopened utterance the moments before the user went on. */
+  private readonly sinceClose: Float32Array[] = [];
 
   // Bot state.
   private active: ActiveReply | undefined;
@@ -89,6 +115,8 @@ export class CascadeConversation implements Conversation {
   private endInFrames: number | undefined;
   /** Stream time of the latest barge-in, for tests and metrics. */
   lastBargeInMs: number | undefined;
+  /** What each stage cost so far (see `stats` events). */
+  readonly usage: StageUsage = emptyUsage();
 
   private constructor(
     private readonly stages: CascadeStages,
@@ -202,21 +230,26 @@ export class CascadeConversation implements Conversation {
 
   private async processFrame(frame: Float32Array): Promise<void> {
     this.streamMs += FRAME_MS;
+    const vadStart = performance.now();
     const pcm16 = this.toVad.process(frame);
     const probs = await this.detector.process(pcm16);
+    this.usage.vad.busyMs += performance.now() - vadStart;
+    this.usage.vad.audioMs += FRAME_MS;
     if (probs.length > 0) this.lastProb = Math.max(...probs);
     const threshold = this.inUtterance ? this.config.vadThreshold - 0.15 : this.config.vadThreshold;
     // The microphone only counts as the user when it is clearly louder than the echo the bot's own voice could cause.
     const userDominant = rms(frame) >= this.echoReference() * this.echoGain;
     const speech = this.lastProb >= threshold && userDominant;
+    let quietTailMs = 0;
+    if (speech) for (let i = probs.length - 1; i >= 0 && probs[i] < threshold; i--) quietTailMs += FRAME_MS / probs.length;
 
-    await this.trackUserSpeech(pcm16, speech);
+    await this.trackUserSpeech(pcm16, speech, Math.round(quietTailMs));
     if (this.ended || this.closed) return;
     this.emitOutput();
     this.maybeIdlePrompt();
   }
 
-  private async trackUserSpeech(pcm16: Float32Array, speech: boolean): Promise<void> {
+  private async trackUserSpeech(pcm16: Float32Array, speech: boolean, quietTailMs: number): Promise<void> {
     if (!this.inUtterance) {
       this.preRoll.push(pcm16);
       if (this.preRoll.length > this.preRollFrames + 1) this.preRoll.shift();
@@ -225,11 +258,14 @@ export class CascadeConversation implements Conversation {
       this.inUtterance = true;
       this.speechRunMs = FRAME_MS;
       this.silenceMs = 0;
+      this.quietTailMs = quietTailMs;
       this.utteranceMs = FRAME_MS;
       this.lastPartial = '';
       this.utteranceOverBot = this.active !== undefined && this.active.reply.emitted > 0;
-      await this.stt.begin();
-      for (const chunk of this.preRoll) await this.stt.accept(chunk);
+      this.closedText = '';
+      this.pendingFinal = undefined;
+      this.earlyFinalMs = undefined;
+      await this.openStt(this.preRoll);
       this.preRoll.length = 0;
       this.idlePrompted = false;
       this.lastActivityMs = this.streamMs;
@@ -237,12 +273,22 @@ export class CascadeConversation implements Conversation {
       return;
     }
 
-    await this.stt.accept(pcm16);
+    if (this.sttOpen) await this.timedStt(() => this.stt.accept(pcm16), FRAME_MS);
+    else {
+      this.sinceClose.push(pcm16);
+      if (this.sinceClose.length > this.preRollFrames + 1) this.sinceClose.shift();
+    }
     this.utteranceMs += FRAME_MS;
     if (speech) {
       if (this.silenceMs > 0 && this.speculative) this.cancelSpeculative('user kept talking');
+      if (!this.sttOpen) {
+        // Going on after the early close: a new recogniser utterance, from just before this frame.
+        await this.openStt(this.sinceClose);
+        this.sinceClose.length = 0;
+      }
       this.speechRunMs += FRAME_MS;
       this.silenceMs = 0;
+      this.quietTailMs = quietTailMs;
       this.lastActivityMs = this.streamMs;
       this.checkBargeIn();
     } else {
@@ -252,13 +298,15 @@ export class CascadeConversation implements Conversation {
     }
     this.publishPartial();
 
-    if (this.silenceMs >= this.config.hangMs || this.utteranceMs >= this.config.maxUtteranceMs) {
-      await this.endOfTurn();
+    const silence = this.silenceMs > 0 ? this.silenceMs + this.quietTailMs : 0;
+    if (silence >= this.config.hangMs || this.utteranceMs >= this.config.maxUtteranceMs) {
+      await this.endOfTurn(silence);
       return;
     }
     if (
       this.config.speculativeAfterMs > 0 &&
-      this.silenceMs >= this.config.speculativeAfterMs &&
+      silence >= this.config.speculativeAfterMs &&
+      this.sttOpen &&
       !this.speculative &&
       !this.active &&
       !this.utteranceOverBot
@@ -267,10 +315,56 @@ export class CascadeConversation implements Conversation {
     }
   }
 
+  private async openStt(lead: Float32Array[]): Promise<void> {
+    await this.timedStt(async () => {
+      await this.stt.begin();
+      for (const chunk of lead) await this.stt.accept(chunk);
+    }, lead.length * FRAME_MS);
+    this.sttOpen = true;
+  }
+
+  /**
+   * Closes the recogniser's utterance. Its final pass runs in the background
+   * (frames keep flowing meanwhile) and appends to closedText; the promise
+   * settles once every pass of the turn has.
+   */
+  private closeStt(): Promise<void> {
+    if (!this.sttOpen) return this.pendingFinal ?? Promise.resolve();
+    this.sttOpen = false;
+    this.sinceClose.length = 0;
+    const before = this.pendingFinal ?? Promise.resolve();
+    const pass = this.timedStt(() => this.stt.finish(), 0).then(
+      (text) => text.trim(),
+      (err: unknown) => {
+        this.log.error({ err }, 'speech recogniser final pass failed');
+        return '';
+      },
+    );
+    this.pendingFinal = Promise.all([before, pass]).then(([, text]) => {
+      this.closedText = joinWords(this.closedText, text);
+    });
+    return this.pendingFinal;
+  }
+
+  /** The turn's words so far: closed parts, then the open utterance's partial hypothesis. */
+  private userTextSoFar(): string {
+    return this.sttOpen ? joinWords(this.closedText, this.stt.partial().trim()) : this.closedText;
+  }
+
+  private async timedStt<T>(task: () => Promise<T>, audioMs: number): Promise<T> {
+    const start = performance.now();
+    try {
+      return await task();
+    } finally {
+      this.usage.stt.busyMs += performance.now() - start;
+      this.usage.stt.audioMs += audioMs;
+    }
+  }
+
   private publishPartial(): void {
     // While the bot talks, partials may be its own echo: hold them until the user has really taken the turn.
     if (this.utteranceOverBot) return;
-    const partial = this.stt.partial().trim();
+    const partial = this.userTextSoFar();
     if (!partial || partial === this.lastPartial || this.streamMs - this.lastPartialSentMs < PARTIAL_EVERY_MS) return;
     this.lastPartial = partial;
     this.lastPartialSentMs = this.streamMs;
@@ -295,11 +389,30 @@ export class CascadeConversation implements Conversation {
     this.log.debug({ streamMs: this.streamMs, played }, 'barge-in');
   }
 
+  /**
+   * The pause may be the end of the turn: start the reply now, on the partial
+   * hypothesis, and run the recogniser's final pass meanwhile (it takes
+   * 60-150 ms with PocketSphinx). Only if the final pass changed the words is
+   * the request replaced by one on the final text.
+   */
   private startSpeculative(): void {
-    const text = this.stt.partial().trim();
-    const normal = normaliseTranscript(text);
-    if (!normal || this.isGoodbye(normal)) return;
-    this.speculative = this.createAnswer(text, true);
+    const partial = this.userTextSoFar();
+    const partialNormal = normaliseTranscript(partial);
+    const guess = partialNormal && !this.isGoodbye(partialNormal) ? this.createAnswer(partial, true) : undefined;
+    this.speculative = guess;
+    const start = performance.now();
+    this.closeStt()
+      .then(() => {
+        this.earlyFinalMs = performance.now() - start;
+        // The user went on, or the turn already ended (endOfTurn compares for itself): nothing to redo here.
+        if (this.closed || this.sttOpen || !this.inUtterance || this.speculative !== guess) return;
+        const normal = normaliseTranscript(this.closedText);
+        if (guess && normaliseTranscript(guess.userText ?? '') === normal) return;
+        this.cancelSpeculative('the final pass changed the words');
+        if (normal && !this.isGoodbye(normal)) this.speculative = this.createAnswer(this.closedText, true);
+      })
+      // Runs outside the frame loop's error handling: a failure here must not become an unhandled rejection (a dead worker).
+      .catch((err: unknown) => this.log.error({ err }, 'speculative reply failed'));
   }
 
   private cancelSpeculative(reason: string): void {
@@ -325,6 +438,7 @@ export class CascadeConversation implements Conversation {
         },
       },
       (stage, err) => this.stageFailed(stage, err),
+      this.usage,
     );
     reply.start();
     return { reply, kind: 'answer', userText, turn: this.turn + 1, speculative };
@@ -336,8 +450,8 @@ export class CascadeConversation implements Conversation {
     this.sink.error(`${stage === 'lm' ? 'Language model' : 'Speech synthesis'} failed: ${message}`);
   }
 
-  private async endOfTurn(): Promise<void> {
-    const vadEndOfTurnMs = this.silenceMs;
+  private async endOfTurn(silenceMs: number): Promise<void> {
+    const vadEndOfTurnMs = silenceMs;
     const turnEndAt = performance.now();
     this.inUtterance = false;
     this.speechRunMs = 0;
@@ -347,13 +461,22 @@ export class CascadeConversation implements Conversation {
 
     if (overBot && this.active) {
       // Never grew into a barge-in while the bot kept talking: echo or a back-channel "mm-hm".
-      await this.stt.cancel();
+      if (this.sttOpen) await this.stt.cancel();
+      await this.pendingFinal;
+      this.sttOpen = false;
+      this.closedText = '';
+      this.pendingFinal = undefined;
       this.cancelSpeculative('utterance was over the bot');
       return;
     }
     const sttStart = performance.now();
-    const final = (await this.stt.finish()).trim();
-    const sttFinalMs = performance.now() - sttStart;
+    // Nothing is left to recognise when the utterance was closed early and the user said no more.
+    const finalPassNow = this.sttOpen;
+    await this.closeStt();
+    const final = this.closedText;
+    const sttFinalMs = finalPassNow ? performance.now() - sttStart : (this.earlyFinalMs ?? 0);
+    this.closedText = '';
+    this.pendingFinal = undefined;
     if (this.closed) return;
     const normal = normaliseTranscript(final);
     if (!normal) {
@@ -385,6 +508,7 @@ export class CascadeConversation implements Conversation {
     answer.turn = this.turn;
     answer.turnEndAt = turnEndAt;
     answer.sttFinalMs = sttFinalMs;
+    answer.sttFinalEarly = !finalPassNow;
     answer.vadEndOfTurnMs = vadEndOfTurnMs;
     answer.reply.committed = true;
     this.active = answer;
@@ -398,7 +522,7 @@ export class CascadeConversation implements Conversation {
 
   private startScripted(text: string, kind: ReplyKind, timing: Partial<ActiveReply> = {}): void {
     this.active?.reply.abort();
-    const reply = new Reply(this.stages.tts, { script: text }, (stage, err) => this.stageFailed(stage, err));
+    const reply = new Reply(this.stages.tts, { script: text }, (stage, err) => this.stageFailed(stage, err), this.usage);
     reply.committed = true;
     reply.start();
     this.active = { reply, kind, turn: this.turn, speculative: false, ...timing };
@@ -445,6 +569,7 @@ export class CascadeConversation implements Conversation {
       speculative: a.speculative,
       vadEndOfTurnMs: a.vadEndOfTurnMs,
       sttFinalMs: a.sttFinalMs !== undefined ? Math.round(a.sttFinalMs) : undefined,
+      sttFinalEarly: a.sttFinalEarly,
       lmFirstTokenMs: since(t.lmStartAt, t.lmFirstTokenAt),
       firstSentenceMs: since(t.lmStartAt ?? t.ttsFirstRequestAt, t.firstSentenceAt),
       firstTtsChunkMs: since(t.ttsFirstRequestAt, t.firstTtsChunkAt),
@@ -468,10 +593,27 @@ export class CascadeConversation implements Conversation {
       this.sink.metadata({ type: 'transcript', role: 'assistant', text: spoken, final: true });
     }
     this.sink.metadata({ type: 'turn', state: 'listening', turn: a.turn });
+    this.emitStats(a.turn);
     if (a.kind === 'farewell') {
       // Let the client's playout buffer finish the farewell before the worker closes the socket.
       this.endInFrames = Math.max(1, Math.ceil(this.config.playoutLeadMs / FRAME_MS));
     }
+  }
+
+  /** What each stage has cost over the conversation so far, with real-time factors (busy time / audio time). */
+  private emitStats(turn: number): void {
+    const { vad, stt, lm, tts } = this.usage;
+    const round = (v: number, digits = 1) => Math.round(v * 10 ** digits) / 10 ** digits;
+    const rtf = (busy: number, audio: number) => (audio > 0 ? round(busy / audio, 3) : undefined);
+    this.sink.metadata({
+      type: 'stats',
+      turn,
+      streamMs: this.streamMs,
+      vad: { busyMs: round(vad.busyMs), audioMs: vad.audioMs, rtf: rtf(vad.busyMs, vad.audioMs) },
+      stt: { busyMs: round(stt.busyMs), audioMs: stt.audioMs, rtf: rtf(stt.busyMs, stt.audioMs) },
+      lm: { busyMs: round(lm.busyMs), pieces: lm.pieces, requests: lm.requests, msPerPiece: lm.pieces > 0 ? round(lm.busyMs / lm.pieces, 2) : undefined },
+      tts: { busyMs: round(tts.busyMs), audioMs: round(tts.audioMs), sentences: tts.sentences, rtf: rtf(tts.busyMs, tts.audioMs) },
+    });
   }
 
   private maybeIdlePrompt(): void {
@@ -481,4 +623,8 @@ export class CascadeConversation implements Conversation {
     this.idlePrompted = true;
     this.startScripted(this.config.idlePrompt, 'idle-prompt', { turn: this.turn });
   }
+}
+
+function joinWords(a: string, b: string): string {
+  return a && b ? `${a} ${b}` : a || b;
 }

@@ -3,6 +3,8 @@
  * audio the conversation drains at real time, one output frame per input
  * frame. Everything stops on abort (barge-in, cancelled speculation, close).
  */
+import { ENGINE_SAMPLE_RATE } from '../engine.js';
+import { firstSoundIndex } from './audio/level.js';
 import type { LmSession, ChatMessage, GenerateOptions } from './lm/types.js';
 import { SentenceSplitter, speakable, words } from './text/sentences.js';
 import type { TtsStage } from './tts/types.js';
@@ -13,6 +15,29 @@ export interface ReplyTimings {
   firstSentenceAt?: number;
   ttsFirstRequestAt?: number;
   firstTtsChunkAt?: number;
+}
+
+/**
+ * Wall time spent in each stage and what it handled, summed over a whole
+ * conversation (replies add to the conversation's): the real-time factors
+ * reported in `stats` events.
+ */
+export interface StageUsage {
+  vad: { busyMs: number; audioMs: number };
+  stt: { busyMs: number; audioMs: number };
+  /** From each request to its last piece; pieces are tokens for llama.cpp, SSE deltas for endpoints. */
+  lm: { busyMs: number; pieces: number; requests: number };
+  /** From each sentence's request to its last chunk (a flite child process included). */
+  tts: { busyMs: number; audioMs: number; sentences: number };
+}
+
+export function emptyUsage(): StageUsage {
+  return {
+    vad: { busyMs: 0, audioMs: 0 },
+    stt: { busyMs: 0, audioMs: 0 },
+    lm: { busyMs: 0, pieces: 0, requests: 0 },
+    tts: { busyMs: 0, audioMs: 0, sentences: 0 },
+  };
 }
 
 interface SentenceAudio {
@@ -41,8 +66,17 @@ export interface PullResult {
   audioSamples: number;
 }
 
+/**
+ * Synthesisers open each clip with silence (flite: 220 ms). At the start of a
+ * reply that silence is nothing but latency, so it is cut, down to
+ * LEAD_KEEP_SAMPLES before the first sound (-54 dBFS over 5 ms) so the onset
+ * is not clipped. Later sentences keep theirs: it is the pause between them.
+ */
+const LEAD_THRESHOLD = 0.002;
+const LEAD_KEEP_SAMPLES = ENGINE_SAMPLE_RATE * 0.01;
+
 /** Seconds of synthesised audio allowed ahead of playback; the synthesiser waits beyond it. */
-const MAX_AHEAD_SAMPLES = 24_000 * 30;
+const MAX_AHEAD_SAMPLES = ENGINE_SAMPLE_RATE * 30;
 
 export class Reply {
   readonly timings: ReplyTimings = {};
@@ -58,6 +92,8 @@ export class Reply {
   private readIndex = 0;
   private readOffset = 0;
   private readChunk = 0;
+  /** Still before the reply's first sound: leading silence is dropped. */
+  private leading = true;
   /** Text the model produced, in full. */
   fullText = '';
   error: unknown;
@@ -67,6 +103,7 @@ export class Reply {
     private readonly tts: TtsStage,
     readonly source: ReplySource,
     private readonly onError: (stage: 'lm' | 'tts', err: unknown) => void,
+    private readonly usage: StageUsage = emptyUsage(),
   ) {}
 
   get signal(): AbortSignal {
@@ -102,13 +139,20 @@ export class Reply {
       const lm = this.source.lm!;
       const splitter = new SentenceSplitter();
       this.timings.lmStartAt = performance.now();
+      this.usage.lm.requests++;
+      let last = this.timings.lmStartAt;
       for await (const piece of lm.session.generate(lm.messages, { ...lm.options, signal: this.signal })) {
         if (this.signal.aborted) break;
-        this.timings.lmFirstTokenAt ??= performance.now();
+        const now = performance.now();
+        this.timings.lmFirstTokenAt ??= now;
+        this.usage.lm.busyMs += now - last;
+        this.usage.lm.pieces++;
+        last = now;
         this.fullText += piece;
         for (const s of splitter.push(piece)) this.queueSentence(s);
         // Do not let the model run far ahead of what can be spoken.
         while (!this.signal.aborted && this.bufferedAhead() > MAX_AHEAD_SAMPLES) await new Promise<void>((r) => (this.wakeProducer = r));
+        last = performance.now(); // time spent waiting for playback is not the model's
       }
       if (!this.signal.aborted) for (const s of splitter.flush()) this.queueSentence(s);
     } catch (err) {
@@ -140,17 +184,27 @@ export class Reply {
         }
         const sentence: SentenceAudio = { text, chunks: [], length: 0, complete: false };
         this.sentences.push(sentence);
-        this.timings.ttsFirstRequestAt ??= performance.now();
+        const requestedAt = performance.now();
+        this.timings.ttsFirstRequestAt ??= requestedAt;
         try {
-          for await (const chunk of this.tts.synthesize(text, this.signal)) {
+          for await (let chunk of this.tts.synthesize(text, this.signal)) {
             if (this.signal.aborted) break;
             this.timings.firstTtsChunkAt ??= performance.now();
+            if (this.leading) {
+              const sound = firstSoundIndex(chunk, LEAD_THRESHOLD);
+              if (sound < 0) continue;
+              chunk = chunk.subarray(Math.max(0, sound - LEAD_KEEP_SAMPLES));
+              this.leading = false;
+            }
             sentence.chunks.push(chunk);
             sentence.length += chunk.length;
           }
         } catch (err) {
           if (!this.signal.aborted) this.onError('tts', err);
         }
+        this.usage.tts.busyMs += performance.now() - requestedAt;
+        this.usage.tts.audioMs += (sentence.length / ENGINE_SAMPLE_RATE) * 1000;
+        this.usage.tts.sentences++;
         sentence.complete = true;
         while (!this.signal.aborted && this.bufferedAhead() > MAX_AHEAD_SAMPLES) await new Promise<void>((r) => (this.wakeTts = r));
       }

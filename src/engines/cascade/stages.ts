@@ -119,7 +119,7 @@ export async function selectLm(ctx: SelectContext): Promise<LmStage> {
   const { config } = ctx;
   const choice = config.lm;
   if (choice === 'openai' || (choice === 'auto' && config.openai.url)) {
-    if (!config.openai.url) throw new StageUnavailableError('lm', 'The openai language model needs a URL: set the LM endpoint URL (e.g. --lm-url https://api.openai.com/v1)');
+    if (!config.openai.url) throw new StageUnavailableError('lm', 'The openai language model needs a URL: set --lm-url (or QUILLMAN_LM_URL), e.g. https://api.openai.com/v1, with the key in QUILLMAN_LM_KEY');
     return openAiLm({ url: config.openai.url, apiKey: config.openai.apiKey, model: config.openai.model, timeoutMs: config.openai.timeoutMs });
   }
   const model = config.llama.model;
@@ -131,8 +131,8 @@ export async function selectLm(ctx: SelectContext): Promise<LmStage> {
     return await loadLlamaLm({ modelPath, contextSize: config.llama.contextSize, threads: config.llama.threads, gpu: config.llama.gpu });
   } catch (err) {
     const fix = ggufPath(model)
-      ? `check the GGUF path ${model}`
-      : `run \`quillman models pull ${model}\``;
+      ? `check the GGUF path given to --gguf (${model})`
+      : `run \`quillman models pull ${model}\`, give a .gguf file with --gguf`;
     throw new StageUnavailableError('lm', `No language model: ${msg(err)}. To fix, ${fix}, or use an OpenAI-compatible endpoint (--lm-url).`);
   }
 }

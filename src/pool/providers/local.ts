@@ -227,10 +227,17 @@ class LocalWorker implements ManagedWorker {
     const { config } = this.#ctx;
     const url = localHealthUrl(config.host, this.#port!, config.healthPath);
     const signal = this.#childGone.signal;
-    const deadline = Date.now() + config.readyTimeoutSeconds * 1000;
+    const timeoutMs = config.readyTimeoutSeconds * 1000;
+    let deadline = Date.now() + timeoutMs;
+    let lastProgress: string | undefined;
     for (let delay = START_POLL_MS.first; ; delay = Math.min(delay * 2, START_POLL_MS.max)) {
       const probe = await probeHealth(url, PROBE_TIMEOUT_MS, signal);
       if (signal.aborted || this.#child !== child || this.info.state !== 'starting') return;
+      if (probe.kind === 'warming' && probe.progress !== undefined && probe.progress !== lastProgress) {
+        // A worker whose progress moves (a first start downloading its models) is not stuck: the limit counts from its latest report.
+        lastProgress = probe.progress;
+        deadline = Math.max(deadline, Date.now() + timeoutMs);
+      }
       if (probe.kind === 'ready') {
         this.#hasHealth = probe.healthEndpoint;
         this.#startFailures = 0;
@@ -240,7 +247,8 @@ class LocalWorker implements ManagedWorker {
       if (probe.kind === 'failed') return this.#kill(child, probe.reason);
       if (probe.kind === 'warming' && probe.progress && probe.progress !== this.info.detail) this.#set('starting', probe.progress);
       if (Date.now() >= deadline) {
-        return this.#kill(child, `it was not ready at ${url} within ${config.readyTimeoutSeconds} s (raise pool.local.readyTimeoutSeconds if loading takes longer)`);
+        const since = lastProgress === undefined ? '' : ` of its last progress report ("${lastProgress}")`;
+        return this.#kill(child, `it was not ready at ${url} within ${config.readyTimeoutSeconds} s${since} (raise pool.local.readyTimeoutSeconds if loading takes longer)`);
       }
       if (!(await sleep(delay, signal))) return;
     }

@@ -4,16 +4,32 @@
  * conversation gets its own context (KV cache) so users never share state.
  */
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import type { ChatHistoryItem, Llama, LlamaModel } from 'node-llama-cpp';
 import { pushIterable, type ChatMessage, type LmSession, type LmStage } from './types.js';
 
 export interface LlamaLmOptions {
   modelPath: string;
   contextSize?: number;
-  /** 0 = let llama.cpp decide. */
+  /** 0 = automatic: see autoThreads. */
   threads?: number;
   /** 'cpu' keeps to the CPU binaries (the laptop promise); 'auto' may use a GPU build when present. */
   gpu?: 'cpu' | 'auto';
+}
+
+/**
+ * One thread per core less one, at most 8; llama.cpp's own default takes
+ * every core. Its threads spin while they wait for each other, so one of
+ * them descheduled stalls the rest: in a voice loop, where the same process
+ * decodes the microphone every 80 ms and a synthesiser runs beside it, that
+ * happens all the time. Measured on a 2-core box (docs/cascade.md): in the
+ * benchmark's conversation the tiny test model made 325 ms per piece with 2
+ * threads against 2 ms with 1; a stand-in as heavy as Qwen2.5-0.5B decoded
+ * at 191 ms per piece with 2 threads and one core busy, 44 ms with 1. Two
+ * threads only win on an idle machine's prompt (-35%).
+ */
+export function autoThreads(cores = availableParallelism()): number {
+  return Math.max(1, Math.min(8, cores - 1));
 }
 
 let llamaPromise: Promise<Llama> | undefined;
@@ -46,7 +62,7 @@ export async function loadLlamaLm(opts: LlamaLmOptions): Promise<LmStage> {
     name,
     countTokens: (text) => model.tokenize(text).length,
     async createSession(): Promise<LmSession> {
-      const context = await model.createContext({ contextSize, ...(opts.threads ? { threads: opts.threads } : {}) });
+      const context = await model.createContext({ contextSize, threads: opts.threads || autoThreads() });
       const chat = new LlamaChat({ contextSequence: context.getSequence() });
       let disposed = false;
       return {

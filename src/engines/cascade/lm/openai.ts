@@ -94,12 +94,13 @@ export function openAiLm(opts: OpenAiLmOptions): LmStage {
           if (gen.signal.aborted) return;
           if (timedOut) throw new Error(`Language model at ${host} did not answer within ${timeoutMs / 1000} s`);
           const code = (err as { cause?: { code?: string } }).cause?.code;
-          throw new Error(`Cannot reach the language model at ${host}${code ? ` (${code})` : ''}: check --lm-url and your network`);
+          throw new Error(`Cannot reach the language model at ${host}${code ? ` (${code})` : ''}: check --lm-url (QUILLMAN_LM_URL) and your network`);
         }
         if (!res.ok || !res.body) {
           const text = (await res.text().catch(() => '')).slice(0, 300);
           const hint = res.status === 401 || res.status === 403 ? ' (check the API key)' : res.status === 404 ? ' (check the URL and model name)' : '';
-          throw new Error(`Language model at ${host} answered HTTP ${res.status}${hint}: ${text}`);
+          const fix = res.status === 401 || res.status === 403 ? ' Set the key with --lm-key or QUILLMAN_LM_KEY.' : res.status === 404 ? ' Set them with --lm-url and --lm-model.' : '';
+          throw new Error(`Language model at ${host} answered HTTP ${res.status}${hint}: ${text}${fix}`);
         }
         rearm();
         try {

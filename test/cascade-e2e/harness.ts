@@ -1,0 +1,147 @@
+/**
+ * The whole system as a user runs it, minus the cloud: an in-process gateway
+ * whose local pool starts real `quillman worker --engine cascade` processes
+ * (Silero VAD, PocketSphinx, flite), configured through the very flags
+ * `quillman worker` documents, with the language model played by the fake
+ * cloud API of fake-cloud-lm.ts.
+ */
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cliCommand, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { startFakeCloudLm, type FakeCloudLm, type FakeCloudLmOptions } from './fake-cloud-lm.js';
+
+export interface CascadeSystem {
+  lm: FakeCloudLm;
+  gateway: TestGateway;
+  /** ws://…/api/chat of the gateway. */
+  chatUrl: string;
+  /** Pid of the worker process (once started). */
+  workerPid(): number | undefined;
+  close(): Promise<void>;
+}
+
+export interface CascadeSystemOptions {
+  lm: FakeCloudLmOptions;
+  /** Engine settings handed down as `quillman serve` does (QUILLMAN_ENGINE_SETTINGS), e.g. { idlePromptAfterMs: 0 }. */
+  cascade?: Record<string, unknown>;
+  /** Run the language model locally on this .gguf file (--gguf) instead of asking the fake cloud API. */
+  gguf?: string;
+  /** The voice (--tts); flite by default. */
+  tts?: string;
+  /** Extra `quillman worker` flags. */
+  workerFlags?: string;
+  /** Environment of the worker processes (on top of ours). */
+  env?: Record<string, string>;
+  readyTimeoutSeconds?: number;
+  /** Put in every worker's environment, so leftovers can be found (see processesWithMarker). */
+  marker: string;
+}
+
+export function newMarker(): string {
+  return randomUUID();
+}
+
+const quote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+
+export async function startCascadeSystem(options: CascadeSystemOptions): Promise<CascadeSystem> {
+  const lm = await startFakeCloudLm(options.lm);
+  const model = options.gguf ? `--gguf ${quote(options.gguf)}` : `--lm-url ${quote(lm.url)}`;
+  const flags = `${model} --stt pocketsphinx --tts ${options.tts ?? 'flite'} ${options.workerFlags ?? ''}`.trim();
+  let gateway: TestGateway;
+  try {
+    gateway = await startTestGateway({
+      pool: {
+        warm: 1,
+        maxWorkers: 1,
+        local: {
+          command: cliCommand(`worker --engine cascade --port {port} ${flags}`),
+          readyTimeoutSeconds: options.readyTimeoutSeconds ?? 60,
+          stopGraceSeconds: 3,
+          env: {
+            QUILLMAN_ENGINE_SETTINGS: JSON.stringify({ name: 'cascade', cascade: { idlePromptAfterMs: 0, ...options.cascade } }),
+            QUILLMAN_POOL_TEST_MARKER: options.marker,
+            ...options.env,
+          },
+        },
+      },
+    });
+  } catch (err) {
+    await lm.close();
+    throw err;
+  }
+  return {
+    lm,
+    gateway,
+    chatUrl: gateway.chatUrl,
+    workerPid: () => gateway.pool.snapshot().workers.find((w) => w.pid !== undefined)?.pid,
+    async close() {
+      try {
+        await gateway.close();
+      } finally {
+        await lm.close();
+      }
+    },
+  };
+}
+
+/** Waits until the pool has a ready worker (so a test's stream clock does not include the worker's start). */
+export async function untilReady(system: CascadeSystem, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!system.gateway.pool.snapshot().workers.some((w) => w.state === 'idle')) {
+    if (Date.now() > deadline) throw new Error(`no worker became ready within ${timeoutMs} ms: ${JSON.stringify(system.gateway.pool.snapshot().workers)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Live processes (children, grandchildren, orphans) whose environment carries `marker`; zombies excluded. */
+export function processesWithMarker(marker: string): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (!readFileSync(`/proc/${entry}/environ`, 'latin1').includes(`QUILLMAN_POOL_TEST_MARKER=${marker}`)) continue;
+      const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
+      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue;
+      found.push(Number(entry));
+    } catch {
+      // gone meanwhile, or not ours
+    }
+  }
+  return found;
+}
+
+/** CPU seconds a process and its waited-for children have used, from /proc/<pid>/stat (utime, stime, cutime, cstime). */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // After the command name: state is field 3, so utime (14) … cstime (17) sit at 11 … 14 here.
+  const ticks = [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0);
+  return ticks / clockTicks();
+}
+
+let ticksPerSecond: number | undefined;
+function clockTicks(): number {
+  // USER_HZ is 100 on every Linux we run on; getconf confirms it where available.
+  if (ticksPerSecond === undefined) {
+    try {
+      ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      ticksPerSecond = 100;
+    }
+  }
+  return ticksPerSecond;
+}
+
+/** A port on 127.0.0.1 that nothing listens on (just released by the OS). */
+export function closedPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
