@@ -9,7 +9,7 @@ export default defineConfig({
   // Relative asset URLs: the gateway may serve the app under any path.
   base: './',
   plugins: [react()],
-  // Workers and worklets are ES modules: the decoder worker loads its wasm fallback lazily.
+  // Workers and worklets are ES modules: the codec workers load their wasm fallback lazily.
   worker: { format: 'es' },
   build: {
     outDir: fileURLToPath(new URL('../dist/web', import.meta.url)),

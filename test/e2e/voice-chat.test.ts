@@ -4,11 +4,15 @@
  * the page played must be what was spoken, shifted by the loopback's delay.
  */
 import { execFile } from 'node:child_process';
-import { mkdir } from 'node:fs/promises';
+import { once } from 'node:events';
+import { mkdir, readFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocketServer } from 'ws';
+import { encodeHandshake } from '../../src/protocol/index.js';
 import { bestLag, rmsOf } from '../helpers/signal.js';
 import { speakToFile, tempDir } from '../helpers/speech.js';
 import { REPO_ROOT, launchBrowser, startGateway, type BrowserSession, type Gateway } from './harness.js';
@@ -97,6 +101,13 @@ describe('voice chat in the browser', () => {
 
     await page.getByRole('button', { name: 'Disconnect' }).click();
     await waitForPhase(page, 'ended');
+    // The conversation as heard, both sides mixed: about as long as the session, 16-bit mono at 24 kHz.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download audio (WAV)' }).click()]);
+    const wav = await readFile((await download.path())!);
+    expect(wav.subarray(0, 4).toString()).toBe('RIFF');
+    expect(wav.readUInt32LE(24)).toBe(RATE);
+    expect((wav.length - 44) / 2 / RATE).toBeGreaterThan(8);
+
     await page.getByRole('button', { name: 'Reconnect' }).click();
     await waitForPhase(page, 'live');
     await expect.poll(() => page.evaluate(() => window.__quillman!.playout()?.played ?? 0), { timeout: 10_000 }).toBeGreaterThan(RATE);
@@ -106,6 +117,28 @@ describe('voice chat in the browser', () => {
     await page.getByRole('button', { name: 'Disconnect' }).click();
     expect(errors).toEqual([]);
   }, 80_000);
+
+  it('sends silence while muted, without stopping the stream', async () => {
+    const page = await browser.context.newPage();
+    await page.goto(`${gateway.url}/`);
+    await page.getByRole('button', { name: 'Connect' }).click();
+    await waitForPhase(page, 'live');
+    await page.waitForTimeout(2000);
+    await page.getByRole('button', { name: 'Mute' }).click();
+    // Past the loopback's delay and a recorder batch: both the mic and its echo are silent.
+    await page.waitForTimeout(2000);
+    const { mic, played } = await recordedTracks(page, 1);
+    expect(rmsOf(mic)).toBe(0);
+    expect(rmsOf(played)).toBeLessThan(0.001);
+    const muted = await page.evaluate(() => window.__quillman!.snapshot());
+    expect(muted.muted).toBe(true);
+    expect(muted.stats!.sentKbps).toBeGreaterThan(1);
+
+    await page.getByRole('button', { name: 'Unmute' }).click();
+    await page.waitForTimeout(2000);
+    expect(rmsOf((await recordedTracks(page, 1)).mic)).toBeGreaterThan(0.01);
+    await page.getByRole('button', { name: 'Disconnect' }).click();
+  }, 40_000);
 
   it('plays the echo through the wasm codecs too', async () => {
     const page = await browser.context.newPage();
@@ -120,6 +153,29 @@ describe('voice chat in the browser', () => {
     expect(fine.correlation).toBeGreaterThan(0.6);
     await page.getByRole('button', { name: 'Disconnect' }).click();
   }, 40_000);
+
+  it('talks to the server in Settings, and says goodbye with a clean close when the user disconnects', async () => {
+    const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await once(server, 'listening');
+    const closes: { code: number; reason: string }[] = [];
+    server.on('connection', (ws) => {
+      ws.send(encodeHandshake());
+      ws.on('close', (code, reason) => closes.push({ code, reason: reason.toString() }));
+    });
+    try {
+      const page = await browser.context.newPage();
+      await page.goto(`${gateway.url}/`);
+      const address = `ws://127.0.0.1:${(server.address() as AddressInfo).port}/api/chat`;
+      await page.evaluate((serverAddress) => localStorage.setItem('quillman.settings.v1', JSON.stringify({ params: {}, serverAddress })), address);
+      await page.reload();
+      await page.getByRole('button', { name: 'Connect' }).click();
+      await waitForPhase(page, 'live');
+      await page.getByRole('button', { name: 'Disconnect' }).click();
+      await expect.poll(() => closes).toEqual([{ code: 1000, reason: 'user disconnected' }]);
+    } finally {
+      server.close();
+    }
+  }, 30_000);
 
   it('explains a server that cannot be reached, and what to do', async () => {
     const page = await browser.context.newPage();

@@ -1,6 +1,6 @@
 /**
  * The browser's Ogg side, run in Node: encoder packets muxed into pages the
- * way the encoder worker does it, and the decoder worker's demux logic, with
+ * way the encoder worker does it, and the connection worker's demux logic, with
  * libopus (@evan/opus) standing in for WebCodecs.
  */
 import * as opus from '@evan/opus';

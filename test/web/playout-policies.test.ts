@@ -117,3 +117,20 @@ describe('AdaptivePolicy', () => {
     expect(delayAt.get(26)).toBeLessThan(100);
   });
 });
+
+describe('senderTrace', () => {
+  it('delays a lockstep engine’s replies by the uplink’s jitter too, leaving the downlink’s as it was', () => {
+    const options = { sampleRate: RATE, durationS: 10, seed: 5 };
+    const steady = senderTrace({ ...options, jitterMs: [0, 0] });
+    const shifted = senderTrace({ ...options, jitterMs: [0, 0], uplinkJitterMs: [15, 15] });
+    expect(shifted.map((a, i) => ms(a.at - steady[i].at))).toEqual(steady.map(() => 15));
+
+    const down = senderTrace({ ...options, jitterMs: [0, 40] });
+    expect(senderTrace({ ...options, jitterMs: [0, 40], uplinkJitterMs: [0, 0] })).toEqual(down);
+    const both = senderTrace({ ...options, jitterMs: [0, 40], uplinkJitterMs: [0, 40] });
+    const extra = both.map((a, i) => ms(a.at - down[i].at));
+    expect(Math.min(...extra)).toBeGreaterThanOrEqual(0);
+    expect(Math.max(...extra)).toBeLessThanOrEqual(40);
+    expect(Math.max(...extra)).toBeGreaterThan(20);
+  });
+});

@@ -1,17 +1,19 @@
 /**
- * Microphone PCM in, Ogg pages out. Nothing is encoded until `start` (the
- * server's handshake): every conversation gets a fresh stream that begins
- * with its header pages.
+ * Microphone PCM in (straight from the capture worklet), Ogg pages out
+ * (straight to the connection worker). Nothing is encoded until the
+ * connection worker says `start` (the server's handshake): every
+ * conversation gets a fresh stream that begins with its header pages.
  */
-import type { EncoderCommand, EncoderReport } from './messages.js';
+import type { EncodedPage, EncoderCommand, EncoderControl, EncoderReport, MicFrame } from './messages.js';
 import { createEncoderFactory, type Codec, type PacketEncoder, type PacketEncoderFactory } from './opus-codecs.js';
 import { OggPageWriter, pageGranule } from './ogg-page-writer.js';
 
-const post = (report: EncoderReport, transfer: Transferable[] = []) => postMessage(report, { transfer });
-const fail = (message: string) => post({ type: 'error', message });
+const report = (message: EncoderReport) => postMessage(message);
+const fail = (message: string) => report({ type: 'error', message });
 
 let codec: Promise<Codec<PacketEncoderFactory>> | undefined;
 let encoder: PacketEncoder | undefined;
+let pages: MessagePort | undefined;
 
 function stop(): void {
   encoder?.close();
@@ -23,24 +25,21 @@ async function start(): Promise<void> {
   const { create } = await codec!;
   const writer = new OggPageWriter('quillman-web');
   encoder = create((packet) => {
-    for (const page of writer.write(packet)) post({ type: 'page', page, granule: pageGranule(page) }, [page.buffer]);
+    for (const page of writer.write(packet)) {
+      const message: EncodedPage = { page, granule: pageGranule(page) };
+      pages?.postMessage(message, [page.buffer]);
+    }
   }, fail);
 }
 
 onmessage = (e: MessageEvent<EncoderCommand>) => {
-  const command = e.data;
-  switch (command.type) {
-    case 'init':
-      codec = createEncoderFactory(command.forceWasm);
-      codec.then(({ backend }) => post({ type: 'ready', backend }), (err: Error) => fail(`No Opus encoder could be loaded: ${err.message}`));
-      return;
-    case 'start':
-      start().catch((err: Error) => fail(`The Opus encoder could not start: ${err.message}`));
-      return;
-    case 'stop':
-      stop();
-      return;
-    case 'pcm':
-      encoder?.encode(command.pcm);
-  }
+  const { forceWasm, capture, connection } = e.data;
+  codec = createEncoderFactory(forceWasm);
+  codec.then(({ backend }) => report({ type: 'ready', backend }), (err: Error) => fail(`No Opus encoder could be loaded: ${err.message}`));
+  capture.onmessage = (m: MessageEvent<MicFrame>) => encoder?.encode(m.data.pcm);
+  pages = connection;
+  connection.onmessage = (m: MessageEvent<EncoderControl>) => {
+    if (m.data.type === 'start') start().catch((err: Error) => fail(`The Opus encoder could not start: ${err.message}`));
+    else stop();
+  };
 };

@@ -1,31 +1,30 @@
 /**
- * The playout buffer on the audio thread. PCM arrives from the decoder
- * worker through a MessagePort of its own, so a busy main thread never
- * delays it; reports go to the main thread about ten times a second.
+ * The playout buffer on the audio thread. PCM and flushes arrive from the
+ * connection worker through a MessagePort of their own, so a busy main
+ * thread never delays them. The main thread gets counters four times a
+ * second and what was played in quarter-second batches, for the recorder.
  */
 /// <reference path="./worklet-scope.d.ts" />
 import { createPolicy } from '../playout/create-policy.js';
 import { PlayoutBuffer } from '../playout/playout-buffer.js';
-import type { PlayoutCommand, PlayoutOptions, PlayoutReport } from './messages.js';
+import { RECORDED_BATCH_SAMPLES, type PlayoutCommand, type PlayoutOptions, type PlayoutReport } from './messages.js';
+import { PcmBatcher } from './pcm-batcher.js';
 
-const REPORT_EVERY = 20; // quanta: about 107 ms at 24 kHz
+const STATS_EVERY = 47; // quanta: about 250 ms at 24 kHz, often enough for a readable stats panel
 
 class PlayoutProcessor extends AudioWorkletProcessor {
   private buffer: PlayoutBuffer;
   private readonly options: PlayoutOptions;
   private quanta = 0;
-  private output: Float32Array;
-  private outputFilled = 0;
-  private outputStart = 0;
   private arrivals: [number, number][] = [];
   private delaySum = 0;
   private delayCount = 0;
+  private readonly recording = new PcmBatcher(RECORDED_BATCH_SAMPLES, (pcm, frame) => this.send({ type: 'recorded', pcm, frame }, [pcm.buffer]));
 
   constructor(nodeOptions: AudioWorkletNodeOptions) {
     super(nodeOptions);
     this.options = nodeOptions.processorOptions as PlayoutOptions;
     this.buffer = this.newBuffer();
-    this.output = new Float32Array(128 * REPORT_EVERY);
     this.port.onmessage = (e: MessageEvent<PlayoutCommand>) => this.onCommand(e.data);
   }
 
@@ -59,36 +58,28 @@ class PlayoutProcessor extends AudioWorkletProcessor {
       this.delaySum += this.buffer.lastPullDelay;
       this.delayCount++;
     }
-    if (this.options.reportOutput) {
-      if (this.outputFilled === 0) this.outputStart = currentFrame;
-      this.output.set(channel, this.outputFilled);
-      this.outputFilled += channel.length;
-    }
-    if (++this.quanta % REPORT_EVERY === 0) this.report();
+    this.recording.add(channel, currentFrame);
+    if (++this.quanta % STATS_EVERY === 0) this.report();
     return true;
   }
 
   private report(): void {
-    const stats: PlayoutReport = {
+    this.send({
       type: 'stats',
       stats: this.buffer.stats(),
       frame: currentFrame,
       meanDelay: this.delayCount > 0 ? this.delaySum / this.delayCount : 0,
-    };
+    });
     this.delaySum = 0;
     this.delayCount = 0;
-    this.port.postMessage(stats);
-    if (this.outputFilled > 0) {
-      const out: PlayoutReport = { type: 'output', pcm: this.output.subarray(0, this.outputFilled), frame: this.outputStart };
-      this.port.postMessage(out, [this.output.buffer]);
-      this.output = new Float32Array(128 * REPORT_EVERY);
-      this.outputFilled = 0;
-    }
     if (this.arrivals.length > 0) {
-      const arrivals: PlayoutReport = { type: 'arrivals', arrivals: this.arrivals };
-      this.port.postMessage(arrivals);
+      this.send({ type: 'arrivals', arrivals: this.arrivals });
       this.arrivals = [];
     }
+  }
+
+  private send(report: PlayoutReport, transfer: Transferable[] = []): void {
+    this.port.postMessage(report, transfer);
   }
 }
 

@@ -32,6 +32,13 @@ export interface SenderTraceOptions {
   messagesPerFrame?: number;
   /** Each message is delayed by a uniform random amount in this range, order preserved. */
   jitterMs?: [number, number];
+  /**
+   * A lockstep engine (Moshi, the loopback) sends each frame when the last of
+   * its input's messages has arrived, so the uplink's jitter (per message,
+   * order preserved) delays the reply as well. Off by default: a sender
+   * with a clock of its own.
+   */
+  uplinkJitterMs?: [number, number];
   /** Sender time of the first frame. */
   startMs?: number;
   seed?: number;
@@ -44,13 +51,26 @@ export function senderTrace(options: SenderTraceOptions): Arrival[] {
   const perFrame = options.messagesPerFrame ?? 4;
   const [lo, hi] = options.jitterMs ?? [0, 40];
   const random = seededRandom(options.seed ?? 1);
+  // A stream of its own, so adding an uplink leaves the downlink's delays as they were.
+  const uplinkRandom = seededRandom((options.seed ?? 1) + 0x9e3779b9);
+  const [upLo, upHi] = options.uplinkJitterMs ?? [0, 0];
+  let uplinkArrival = -Infinity;
   const frameSamples = Math.round((frameMs * sampleRate) / 1000);
   const messageSamples = frameSamples / perFrame;
   const arrivals: Arrival[] = [];
   let previous = 0;
   const frames = Math.floor((durationS * 1000) / frameMs);
   for (let f = 0; f < frames; f++) {
-    const sent = (((options.startMs ?? 100) + f * frameMs) * sampleRate) / 1000;
+    let sentMs = (options.startMs ?? 100) + f * frameMs;
+    if (options.uplinkJitterMs) {
+      // The frame's input, message by message in sending order: the reply leaves when the last is in.
+      for (let m = perFrame - 1; m >= 0; m--) {
+        const inputSentMs = sentMs - (m * frameMs) / perFrame;
+        uplinkArrival = Math.max(uplinkArrival, inputSentMs + upLo + (upHi - upLo) * uplinkRandom());
+      }
+      sentMs = uplinkArrival;
+    }
+    const sent = (sentMs * sampleRate) / 1000;
     for (let m = 0; m < perFrame; m++) {
       const delay = ((lo + (hi - lo) * random()) * sampleRate) / 1000;
       previous = Math.max(previous, Math.round(sent + delay));

@@ -1,11 +1,12 @@
 /**
- * One conversation at a time: the websocket, the audio engine and what the
- * UI shows, as an external store for React's useSyncExternalStore.
+ * One conversation at a time: the audio engine (which owns the websocket, in
+ * a worker) and what the UI shows, as an external store for React's
+ * useSyncExternalStore.
  */
-import { decodeFrame, encodeAudio, isTypedEvent } from '../../../src/protocol/index.js';
+import { isTypedEvent } from '../../../src/protocol/index.js';
 import { AudioEngine } from '../audio/audio-engine.js';
-import { isBosPage, pageGranule } from '../audio/ogg-page-writer.js';
 import type { ConversationRecorder } from '../audio/recorder.js';
+import type { ConnectionStats, ShownFrame } from '../connection/messages.js';
 import type { PolicyName } from '../playout/create-policy.js';
 import type { PlayoutStats } from '../playout/playout-buffer.js';
 import { queryFor, type Settings } from '../settings/settings.js';
@@ -26,18 +27,13 @@ const CAPTURE_LATENCY_MS = 26.5;
 export class VoiceSession {
   private snapshot: SessionSnapshot = { phase: { name: 'idle' }, muted: false, transcript: [], codecs: {}, hasRecording: false };
   private readonly listeners = new Set<() => void>();
-  private socket: WebSocket | undefined;
   private audio: AudioEngine | undefined;
   private recorder: ConversationRecorder | undefined;
   private handshake = false;
   private userClosed = false;
   private lastServerError: string | undefined;
   private sawTextPieces = false;
-  /** Send time of each of our pages, by granule, for the reply lag. */
-  private sent: { granule: number; at: number }[] = [];
-  private receivedBos = false;
-  private replyLag: number | undefined;
-  private bytes = { sent: 0, received: 0, since: 0, sentKbps: 0, receivedKbps: 0 };
+  private connection: ConnectionStats = { sentKbps: 0, receivedKbps: 0 };
   /** Every playout arrival of the session, when tracing. */
   readonly arrivals: [number, number][] = [];
   lastPlayout: PlayoutStats | undefined;
@@ -69,7 +65,7 @@ export class VoiceSession {
   }
 
   async connect(settings: Settings): Promise<void> {
-    if (this.socket || this.snapshot.phase.name === 'connecting') return;
+    if (this.audio || this.snapshot.phase.name === 'connecting') return;
     const query = queryFor(settings);
     if (!query.ok) {
       return this.setPhase({
@@ -87,27 +83,34 @@ export class VoiceSession {
 
     this.resetConversationState();
     this.update({ phase: { name: 'connecting', step: 'microphone' }, transcript: [], stats: undefined, engine: undefined, endsAt: undefined, hasRecording: false });
+    let audio: AudioEngine;
     try {
-      this.audio = await AudioEngine.start(this.options, {
-        page: (page, granule) => this.sendPage(page, granule),
+      audio = await AudioEngine.start(this.options, {
+        handshake: () => this.onHandshake(),
+        frame: (frame) => this.onFrame(frame),
+        connection: (stats) => (this.connection = stats),
+        closed: (code, reason, opened) => audio === this.audio && this.onClosed(url, code, reason, opened),
         playout: (report) => this.onPlayout(report.stats, report.meanDelay),
         arrivals: (list) => this.arrivals.push(...list),
         backend: (side, name) => this.update({ codecs: { ...this.snapshot.codecs, [side]: name } }),
         error: (message) => this.fail({ title: 'The audio stopped', action: 'Disconnect and connect again.', detail: message }),
       });
-      this.audio.muted = this.snapshot.muted;
     } catch (err) {
       return this.setPhase({ name: 'error', problem: microphoneProblem(err) });
     }
-    this.recorder = this.audio.recorder;
+    // Disconnected, or the audio failed, while the microphone was starting.
+    if (this.userClosed) return void audio.close();
+    audio.muted = this.snapshot.muted;
+    this.audio = audio;
+    this.recorder = audio.recorder;
     this.update({ hasRecording: true });
-    this.open(url);
+    this.setPhase({ name: 'connecting', step: 'server' });
+    audio.open(url);
   }
 
   disconnect(): void {
     this.userClosed = true;
-    this.socket?.close(1000, 'user disconnected');
-    void this.teardown();
+    void this.teardown(1000, 'user disconnected');
     this.setPhase({ name: 'ended', reason: 'You ended the conversation.' });
   }
 
@@ -121,70 +124,40 @@ export class VoiceSession {
     this.userClosed = false;
     this.lastServerError = undefined;
     this.sawTextPieces = false;
-    this.sent = [];
-    this.receivedBos = false;
-    this.replyLag = undefined;
-    this.bytes = { sent: 0, received: 0, since: performance.now(), sentKbps: 0, receivedKbps: 0 };
+    this.connection = { sentKbps: 0, receivedKbps: 0 };
     this.arrivals.length = 0;
     this.lastPlayout = undefined;
   }
 
-  private open(url: string): void {
-    this.setPhase({ name: 'connecting', step: 'server' });
-    const socket = new WebSocket(url);
-    socket.binaryType = 'arraybuffer';
-    this.socket = socket;
-    let opened = false;
-    socket.onopen = () => (opened = true);
-    socket.onmessage = (e) => {
-      if (!(e.data instanceof ArrayBuffer)) return; // the protocol is binary only
-      this.bytes.received += e.data.byteLength;
-      this.onFrame(new Uint8Array(e.data));
-    };
-    socket.onclose = (e) => {
-      if (this.socket !== socket) return;
-      this.socket = undefined;
-      void this.teardown();
-      if (this.userClosed) return;
-      if (!opened) return this.setPhase({ name: 'error', problem: unreachable(url.split('?')[0]) });
-      const problem = closeProblem(e.code, e.reason, this.lastServerError);
-      if (problem) this.setPhase({ name: 'error', problem });
-      else if (this.snapshot.phase.name !== 'ended') this.setPhase({ name: 'ended', reason: e.reason || 'The conversation ended.' });
-    };
+  private onClosed(url: string, code: number, reason: string, opened: boolean): void {
+    void this.teardown();
+    if (this.userClosed) return;
+    if (!opened) return this.setPhase({ name: 'error', problem: unreachable(url.split('?')[0]) });
+    const problem = closeProblem(code, reason, this.lastServerError);
+    if (problem) this.setPhase({ name: 'error', problem });
+    else if (this.snapshot.phase.name !== 'ended') this.setPhase({ name: 'ended', reason: reason || 'The conversation ended.' });
   }
 
-  private async teardown(): Promise<void> {
+  /** Ends the conversation's audio; `code` and `reason` close the socket if it is still open. */
+  private async teardown(code?: number, reason?: string): Promise<void> {
     const audio = this.audio;
     this.audio = undefined;
-    if (!audio) return;
-    audio.endStream();
-    await audio.close();
+    await audio?.close(code, reason);
   }
 
   private fail(problem: Problem): void {
     this.userClosed = true;
-    this.socket?.close(1000, 'client error');
-    this.socket = undefined;
-    void this.teardown();
+    void this.teardown(1000, 'client error');
     this.setPhase({ name: 'error', problem });
   }
 
-  private onFrame(bytes: Uint8Array): void {
-    const decoded = decodeFrame(bytes);
-    if (!decoded.ok) return; // a malformed frame is the server's bug; the stream goes on
-    const frame = decoded.frame;
+  private onHandshake(): void {
+    this.handshake = true;
+    this.setPhase({ name: 'live' });
+  }
+
+  private onFrame(frame: ShownFrame): void {
     switch (frame.kind) {
-      case 'handshake':
-        if (this.handshake) return;
-        this.handshake = true;
-        this.audio?.beginStream();
-        this.setPhase({ name: 'live' });
-        return;
-      case 'audio':
-        if (!this.handshake) return;
-        this.trackReplyLag(frame.data);
-        this.audio?.receive(frame.data);
-        return;
       case 'text':
         this.sawTextPieces = true;
         this.update({ transcript: addPiece(this.snapshot.transcript, frame.text) });
@@ -194,9 +167,6 @@ export class VoiceSession {
         return;
       case 'error':
         this.lastServerError = frame.message;
-        return;
-      default:
-      // control, ping and kinds newer than this client carry nothing to show
     }
   }
 
@@ -234,51 +204,21 @@ export class VoiceSession {
         if (event.role !== 'user' && event.role !== 'assistant') return;
         this.update({ transcript: upsertUtterance(this.snapshot.transcript, event.role, String(event.text), event.final === true) });
         return;
-      case 'flush':
-        this.audio?.flush();
-        return;
+      // 'flush' went straight from the connection worker to the playout worklet.
     }
-  }
-
-  private sendPage(page: Uint8Array, granule: number): void {
-    const socket = this.socket;
-    if (!socket || socket.readyState !== WebSocket.OPEN || !this.handshake) return;
-    const frame = encodeAudio(page);
-    socket.send(frame);
-    this.bytes.sent += frame.length;
-    if (granule >= 0) this.sent.push({ granule, at: performance.now() });
-    if (this.sent.length > 4000) this.sent.splice(0, 2000);
-  }
-
-  /**
-   * Engines that answer in lockstep (Moshi, the loopback) send reply position
-   * p while hearing position p; the time since we sent p is the reply lag.
-   */
-  private trackReplyLag(page: Uint8Array): void {
-    if (isBosPage(page)) this.receivedBos = true;
-    const granule = pageGranule(page);
-    if (!this.receivedBos || granule <= 0) return;
-    const i = this.sent.findIndex((s) => s.granule >= granule);
-    if (i < 0) return;
-    const lag = performance.now() - this.sent[i].at;
-    this.replyLag = this.replyLag === undefined ? lag : this.replyLag * 0.9 + lag * 0.1;
   }
 
   private onPlayout(stats: PlayoutStats, meanDelay: number): void {
     this.lastPlayout = stats;
     const rate = this.audio?.context.sampleRate ?? 24_000;
     const ms = (samples: number) => (samples * 1000) / rate;
-    const now = performance.now();
-    const elapsed = (now - this.bytes.since) / 1000;
-    if (elapsed >= 1) {
-      this.bytes = { sent: 0, received: 0, since: now, sentKbps: (this.bytes.sent * 8) / 1000 / elapsed, receivedKbps: (this.bytes.received * 8) / 1000 / elapsed };
-    }
+    const { replyLagMs, sentKbps, receivedKbps } = this.connection;
     const outputLatencyMs = (this.audio?.outputLatency ?? 0) * 1000;
     const playoutDelayMs = ms(meanDelay);
     this.update({
       stats: {
-        replyLagMs: this.replyLag,
-        latencyMs: this.replyLag === undefined ? undefined : this.replyLag + CAPTURE_LATENCY_MS + playoutDelayMs + outputLatencyMs,
+        replyLagMs,
+        latencyMs: replyLagMs === undefined ? undefined : replyLagMs + CAPTURE_LATENCY_MS + playoutDelayMs + outputLatencyMs,
         bufferMs: ms(stats.depth),
         targetMs: ms(stats.target),
         playoutDelayMs,
@@ -286,8 +226,8 @@ export class VoiceSession {
         missedMs: ms(stats.missed),
         playedMs: ms(stats.played),
         underruns: stats.underruns,
-        sentKbps: this.bytes.sentKbps,
-        receivedKbps: this.bytes.receivedKbps,
+        sentKbps,
+        receivedKbps,
       },
     });
   }
