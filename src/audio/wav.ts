@@ -9,9 +9,33 @@ export interface DecodedWav {
   sampleRate: number;
 }
 
+/**
+ * A WAV written to a pipe cannot go back to fill in its sizes: writers leave
+ * 0 or a huge placeholder. Take the data chunk as running to the end.
+ */
+function withStreamedSizesRepaired(bytes: Uint8Array): Uint8Array {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const tag = (at: number) => String.fromCharCode(...bytes.subarray(at, at + 4));
+  if (bytes.length < 12 || tag(0) !== 'RIFF' || tag(8) !== 'WAVE') return bytes;
+  for (let at = 12; at + 8 <= bytes.length; ) {
+    const size = view.getUint32(at + 4, true);
+    const body = at + 8;
+    if (tag(at) === 'data') {
+      if (size !== 0 && body + size <= bytes.length) return bytes;
+      const fixed = Uint8Array.from(bytes);
+      const fixedView = new DataView(fixed.buffer);
+      fixedView.setUint32(at + 4, bytes.length - body, true);
+      fixedView.setUint32(4, bytes.length - 8, true);
+      return fixed;
+    }
+    at = body + size + (size % 2);
+  }
+  return bytes;
+}
+
 /** Decodes any PCM/float WAV, mixes it to mono and, when asked, resamples it. */
 export function decodeWav(bytes: Uint8Array, targetRate?: number): DecodedWav {
-  const wav = new WaveFile(bytes);
+  const wav = new WaveFile(withStreamedSizesRepaired(bytes));
   wav.toBitDepth('32f');
   if (targetRate !== undefined && (wav.fmt as { sampleRate: number }).sampleRate !== targetRate) {
     wav.toSampleRate(targetRate, { method: 'sinc' });

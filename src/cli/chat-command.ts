@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { createReadStream } from 'node:fs';
 import { OPUS_RATE } from '../audio/opus-stream.js';
 import { readWav, writeWav } from '../audio/wav.js';
 import { runChat } from '../client/chat.js';

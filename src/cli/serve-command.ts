@@ -6,16 +6,15 @@ import { startGateway } from '../gateway/server.js';
 import { createPool } from '../pool/index.js';
 import { createLogger } from '../util/logger.js';
 import { onShutdown } from './options.js';
+import { shellQuote } from '../util/shell-quote.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
-/** POSIX single-quoting, so paths with spaces survive the command template. */
-const quote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
 
 /** This very CLI (built or run through tsx) started as a worker: the default local worker command. */
 export function selfWorkerCommand(engine: string): string {
-  const self = [process.execPath, ...process.execArgv, process.argv[1]].map(quote).join(' ');
-  return `${self} worker --engine ${quote(engine)} --port {port}`;
+  const self = [process.execPath, ...process.execArgv, process.argv[1]].map(shellQuote).join(' ');
+  return `${self} worker --engine ${shellQuote(engine)} --port {port}`;
 }
 
 export const ENGINE_LABELS: Record<string, string> = {

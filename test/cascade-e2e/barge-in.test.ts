@@ -8,7 +8,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { speak } from '../helpers/speech.js';
 import { newMarker, processesWithMarker, startCascadeSystem, untilReady, type CascadeSystem } from './harness.js';
-import { converse, ms, rms, samplesOf, Script, trimSilence, words } from './voice.js';
+import { converse, ms, samplesOf, Script, trimSilence, words } from './voice.js';
+import { rms } from '../../src/audio/pcm.js';
 
 const QUESTION = 'Tell me about the history of Rome.';
 /** Long, and streamed slowly (60 ms a word), so the model is still writing when the user cuts in. */

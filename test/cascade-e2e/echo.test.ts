@@ -8,7 +8,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { speak } from '../helpers/speech.js';
 import { newMarker, processesWithMarker, startCascadeSystem, untilReady, type CascadeSystem } from './harness.js';
-import { CHUNK, converse, rms, samplesOf, Script, trimSilence, type Heard } from './voice.js';
+import { CHUNK, converse, samplesOf, Script, trimSilence, type Heard } from './voice.js';
+import { rms } from '../../src/audio/pcm.js';
 
 const QUESTION = 'Can you hear yourself?';
 const ANSWER = 'I can hear my own voice coming back through your speakers. It is much quieter than you are. That must not stop me from finishing this answer.';

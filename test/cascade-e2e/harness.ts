@@ -6,11 +6,10 @@
  * cloud API of fake-cloud-lm.ts.
  */
 import { execFileSync } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { readFileSync } from 'node:fs';
 import { cliCommand, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startFakeCloudLm, type FakeCloudLm, type FakeCloudLmOptions } from './fake-cloud-lm.js';
+import { shellQuote } from '../../src/util/shell-quote.js';
 
 export interface CascadeSystem {
   lm: FakeCloudLm;
@@ -39,15 +38,12 @@ export interface CascadeSystemOptions {
   marker: string;
 }
 
-export function newMarker(): string {
-  return randomUUID();
-}
+export { newMarker, processesWithMarker } from '../helpers/processes.js';
 
-const quote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
 
 export async function startCascadeSystem(options: CascadeSystemOptions): Promise<CascadeSystem> {
   const lm = await startFakeCloudLm(options.lm);
-  const model = options.gguf ? `--gguf ${quote(options.gguf)}` : `--lm-url ${quote(lm.url)}`;
+  const model = options.gguf ? `--gguf ${shellQuote(options.gguf)}` : `--lm-url ${shellQuote(lm.url)}`;
   const flags = `${model} --stt pocketsphinx --tts ${options.tts ?? 'flite'} ${options.workerFlags ?? ''}`.trim();
   let gateway: TestGateway;
   try {
@@ -95,22 +91,6 @@ export async function untilReady(system: CascadeSystem, timeoutMs = 60_000): Pro
   }
 }
 
-/** Live processes (children, grandchildren, orphans) whose environment carries `marker`; zombies excluded. */
-export function processesWithMarker(marker: string): number[] {
-  const found: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (!readFileSync(`/proc/${entry}/environ`, 'latin1').includes(`QUILLMAN_POOL_TEST_MARKER=${marker}`)) continue;
-      const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
-      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue;
-      found.push(Number(entry));
-    } catch {
-      // gone meanwhile, or not ours
-    }
-  }
-  return found;
-}
 
 /** CPU seconds a process and its waited-for children have used, from /proc/<pid>/stat (utime, stime, cutime, cstime). */
 export function cpuSeconds(pid: number): number {
@@ -135,13 +115,4 @@ function clockTicks(): number {
 }
 
 /** A port on 127.0.0.1 that nothing listens on (just released by the OS). */
-export function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort as closedPort } from '../helpers/net.js';

@@ -18,6 +18,7 @@ import { encodeWav } from '../../src/audio/wav.js';
 import { runChat, type ChatResult } from '../../src/client/chat.js';
 import { resampleClip } from '../../src/engines/cascade/audio/resample.js';
 import type { SamplingParams } from '../../src/protocol/sampling.js';
+import { rms } from '../../src/audio/pcm.js';
 
 export const RATE = 24_000;
 export const CHUNK = 480; // 20 ms
@@ -163,11 +164,6 @@ function fit(chunk: Float32Array): Float32Array {
   return out;
 }
 
-export function rms(pcm: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < pcm.length; i++) s += pcm[i] * pcm[i];
-  return pcm.length ? Math.sqrt(s / pcm.length) : 0;
-}
 
 /**
  * A clip cut to its speech: leading and trailing silence removed, so the

@@ -1,43 +1,22 @@
 /** Shared test tools: generated speech, frame slicing, a recording sink, a scripted LM. */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { ENGINE_FRAME_SAMPLES, type EngineEvent, type EngineSink } from '../../src/engines/engine.js';
-import { resampleClip } from '../../src/engines/cascade/audio/resample.js';
-import { parseWav } from '../../src/engines/cascade/audio/wav.js';
+import { concatFloat } from '../../src/audio/pcm.js';
+import { speak as speakShared, type Synth } from '../helpers/speech.js';
 import { estimateTokens, type ChatMessage, type LmSession, type LmStage } from '../../src/engines/cascade/lm/types.js';
 import { pino } from 'pino';
 
 export const quietLogger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 
-/** Speech from Debian's flite (or espeak-ng), at the engine's 24 kHz. */
-export async function speak(text: string, opts: { voice?: string; tool?: 'flite' | 'espeak-ng'; rate?: number } = {}): Promise<Float32Array> {
-  const dir = mkdtempSync(join(tmpdir(), 'quillman-test-'));
-  const out = join(dir, 'speech.wav');
-  try {
-    if (opts.tool === 'espeak-ng') execFileSync('espeak-ng', ['-v', opts.voice ?? 'en-us', '-w', out, '--', text]);
-    else execFileSync('flite', ['-voice', opts.voice ?? 'slt', '-t', text, '-o', out]);
-    const wav = parseWav(readFileSync(out));
-    return resampleClip(wav.samples, wav.sampleRate, opts.rate ?? 24_000);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+/** Speech from Debian's flite (or espeak-ng), at the engine's 24 kHz unless `rate` says otherwise. */
+export function speak(text: string, opts: { tool?: Synth; rate?: number } = {}): Promise<Float32Array> {
+  return speakShared(text, opts.tool ?? 'flite', opts.rate ?? 24_000);
 }
 
 export function silence(ms: number, rate = 24_000): Float32Array {
   return new Float32Array(Math.round((ms / 1000) * rate));
 }
 
-export function concat(...parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let pos = 0;
-  for (const p of parts) {
-    out.set(p, pos);
-    pos += p.length;
-  }
-  return out;
-}
+export const concat = (...parts: Float32Array[]): Float32Array => concatFloat(parts);
 
 export function scale(pcm: Float32Array, gain: number): Float32Array {
   return pcm.map((v) => v * gain);

@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import { ConversationMemory } from '../../src/engines/cascade/lm/memory.js';
 import { estimateTokens } from '../../src/engines/cascade/lm/types.js';
 import { SentenceSplitter, speakable } from '../../src/engines/cascade/text/sentences.js';
-import { parseWav, encodeWav } from '../../src/engines/cascade/audio/wav.js';
 
 function split(stream: string[]): string[] {
   const s = new SentenceSplitter();
@@ -72,15 +71,3 @@ describe('conversation memory', () => {
   });
 });
 
-describe('WAV reader', () => {
-  it('round-trips PCM and tolerates streamed headers with unknown sizes', () => {
-    const pcm = new Float32Array([0, 0.5, -0.5, 0.25]);
-    const buf = encodeWav(pcm, 16000);
-    const back = parseWav(buf);
-    expect(back.sampleRate).toBe(16000);
-    expect(Array.from(back.samples).map((v) => Math.round(v * 100) / 100)).toEqual([0, 0.5, -0.5, 0.25]);
-    buf.writeUInt32LE(0xffffffff, 40);
-    expect(parseWav(buf).samples.length).toBe(4);
-    expect(() => parseWav(Buffer.from('nonsense'))).toThrow(/RIFF/);
-  });
-});

@@ -9,6 +9,7 @@ import { PoolConfigSchema } from '../../src/pool/config.js';
 import { createPool } from '../../src/pool/index.js';
 import type { WorkerPool } from '../../src/pool/types.js';
 import { silentLogger, type Logger } from '../../src/util/logger.js';
+import { shellQuote } from '../../src/util/shell-quote.js';
 
 export const REPO = resolve(import.meta.dirname, '../..');
 
@@ -17,7 +18,7 @@ export const CLI_ARGS = ['--import', 'tsx', resolve(REPO, 'src/cli/main.ts')];
 
 /** The CLI as a command template line (the local provider's format). */
 export function cliCommand(args: string): string {
-  return [process.execPath, ...CLI_ARGS].map((a) => (/\s/.test(a) ? `'${a}'` : a)).join(' ') + ' ' + args;
+  return [process.execPath, ...CLI_ARGS].map(shellQuote).join(' ') + ' ' + args;
 }
 
 export function loopbackWorkerCommand(extra = ''): string {

@@ -13,7 +13,7 @@ export type Synth = 'flite' | 'espeak-ng';
 /** Writes `text` spoken by `synth` to a WAV file and returns its path. */
 export async function speakToFile(text: string, path: string, synth: Synth = 'flite'): Promise<string> {
   if (synth === 'flite') await run('flite', ['-voice', 'slt', '-t', text, '-o', path]);
-  else await run('espeak-ng', ['-w', path, text]);
+  else await run('espeak-ng', ['-v', 'en-us', '-w', path, '--', text]); // US English matches pocketsphinx's en-us model
   return path;
 }
 

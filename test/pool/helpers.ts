@@ -1,6 +1,4 @@
 /** Shared by the pool tests: real worker commands, waiting, and proof that no process outlives its test. */
-import { randomUUID } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
@@ -10,10 +8,11 @@ import type { PoolConfigInput } from '../../src/pool/config.js';
 import { createPool } from '../../src/pool/index.js';
 import type { WorkerPool } from '../../src/pool/types.js';
 import { silentLogger } from '../../src/util/logger.js';
+import { processesWithMarker } from '../helpers/processes.js';
+import { shellQuote } from '../../src/util/shell-quote.js';
 
 export const REPO = resolve(import.meta.dirname, '../..');
 
-const quote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
 
 /** Our own worker, run from source with the loopback engine: the real thing, minus the models. */
 export function loopbackWorkerArgv(port: number | '{port}'): string[] {
@@ -21,12 +20,12 @@ export function loopbackWorkerArgv(port: number | '{port}'): string[] {
 }
 
 export function loopbackWorkerCommand(): string {
-  return loopbackWorkerArgv('{port}').map((a) => (a === '{port}' ? a : quote(a))).join(' ');
+  return loopbackWorkerArgv('{port}').map((a) => (a === '{port}' ? a : shellQuote(a))).join(' ');
 }
 
 /** `node <script> …` as a command template. */
 export function nodeCommand(script: string, args = '--port {port}'): string {
-  return `${quote(process.execPath)} ${quote(script)} ${args}`;
+  return `${shellQuote(process.execPath)} ${shellQuote(script)} ${args}`;
 }
 
 /** Ports far from the gateway tests' range, different per test file process. */
@@ -75,28 +74,8 @@ export function localConfig(overrides: Partial<Record<string, unknown>> & { loca
   } as PoolConfigInput;
 }
 
-export function newMarker(): string {
-  return randomUUID();
-}
+export { newMarker, processesWithMarker } from '../helpers/processes.js';
 
-/** Pids of live processes whose environment carries `marker`: children, grandchildren, orphans alike. */
-export function processesWithMarker(marker: string): number[] {
-  const found: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const environ = readFileSync(`/proc/${entry}/environ`, 'latin1');
-      if (!environ.includes(`QUILLMAN_POOL_TEST_MARKER=${marker}`)) continue;
-      const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
-      // A zombie has exited; its parent just has not collected it yet.
-      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue;
-      found.push(Number(entry));
-    } catch {
-      // Gone meanwhile, or not ours to read.
-    }
-  }
-  return found;
-}
 
 export function isAlive(pid: number): boolean {
   try {

@@ -203,3 +203,19 @@ describe('interoperability with Debian opus-tools', () => {
   });
 });
 
+
+describe('WAV files', () => {
+  it('reads WAVs whose writer could not fill in the sizes (written to a pipe)', async () => {
+    const { decodeWav } = await import('../../src/audio/wav.js');
+    const { encodeWav } = await import('../../src/audio/wav.js');
+    const tone = new Float32Array(2400).map((_, i) => 0.5 * Math.sin(i / 4));
+    for (const placeholder of [0, 0xffffffff, 0x7ffff000]) {
+      const bytes = Buffer.from(encodeWav(tone, 24_000));
+      bytes.writeUInt32LE(placeholder, 4);
+      bytes.writeUInt32LE(placeholder, 40);
+      const back = decodeWav(bytes);
+      expect(back.samples.length).toBe(tone.length);
+      expect(Math.abs(back.samples[100] - tone[100])).toBeLessThan(1e-3);
+    }
+  });
+});

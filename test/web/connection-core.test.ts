@@ -5,12 +5,13 @@
 import * as opus from '@evan/opus';
 import { describe, expect, it } from 'vitest';
 import { ControlAction, encodeAudio, encodeFrame, encodeHandshake, encodeMetadata, encodeText, encodeError } from '../../src/protocol/index.js';
-import { floatToInt16, int16ToFloat } from '../../src/audio/pcm.js';
+import { floatToInt16 } from '../../src/audio/pcm.js';
 import type { EncoderControl, PlayoutCommand } from '../../web/src/audio/messages.js';
-import { OggOpusStreamDecoder, type PacketDecoderFactory } from '../../web/src/audio/ogg-opus-stream-decoder.js';
+import { OggOpusStreamDecoder } from '../../web/src/audio/ogg-opus-stream-decoder.js';
 import { OggPageWriter, pageGranule } from '../../web/src/audio/ogg-page-writer.js';
 import { ConnectionCore, type StreamDecoder } from '../../web/src/connection/connection-core.js';
 import type { ConnectionReport } from '../../web/src/connection/messages.js';
+import { libopus } from './libopus.js';
 
 const RATE = 24_000;
 const FRAME = 480;
@@ -26,16 +27,6 @@ function tonePages(seconds: number, hz: number): Uint8Array[] {
   return pages;
 }
 
-const libopus: PacketDecoderFactory = (emit) => {
-  const decoder = new opus.Decoder({ channels: 1, sample_rate: RATE });
-  return {
-    decode: (packet) => {
-      const bytes = decoder.decode(packet);
-      emit(int16ToFloat(new Int16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >> 1)));
-    },
-    close: () => {},
-  };
-};
 
 /** A core whose every output is recorded; `clock` is the time it reads, `open` whether the socket takes frames. */
 function harness(decoder?: StreamDecoder) {

@@ -6,10 +6,11 @@
 import * as opus from '@evan/opus';
 import { describe, expect, it } from 'vitest';
 import { OggOpusDecoder } from '../../src/audio/opus-stream.js';
-import { floatToInt16, int16ToFloat } from '../../src/audio/pcm.js';
-import { OggOpusStreamDecoder, type PacketDecoderFactory } from '../../web/src/audio/ogg-opus-stream-decoder.js';
+import { floatToInt16 } from '../../src/audio/pcm.js';
+import { OggOpusStreamDecoder } from '../../web/src/audio/ogg-opus-stream-decoder.js';
 import { OPUS_PRE_SKIP_48K, OggPageWriter, isBosPage, pageGranule } from '../../web/src/audio/ogg-page-writer.js';
 import { bestLag } from '../helpers/signal.js';
+import { libopus } from './libopus.js';
 
 const RATE = 24_000;
 const FRAME = 480;
@@ -28,16 +29,6 @@ function encodePages(pcm: Float32Array): Uint8Array[] {
   return pages;
 }
 
-const libopus: PacketDecoderFactory = (emit) => {
-  const decoder = new opus.Decoder({ channels: 1, sample_rate: RATE });
-  return {
-    decode: (packet) => {
-      const bytes = decoder.decode(packet);
-      emit(int16ToFloat(new Int16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >> 1)));
-    },
-    close: () => {},
-  };
-};
 
 function decodeAll(chunks: Uint8Array[], decoder?: OggOpusStreamDecoder): { pcm: Float32Array; decoder: OggOpusStreamDecoder } {
   const parts: Float32Array[] = [];

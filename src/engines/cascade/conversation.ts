@@ -10,7 +10,8 @@
  */
 import type { Logger } from 'pino';
 import { ENGINE_FRAME_SAMPLES, ENGINE_SAMPLE_RATE, type Conversation, type ConversationOptions, type EngineSink } from '../engine.js';
-import { dbToGain, rms } from './audio/level.js';
+import { rms } from '../../audio/pcm.js';
+import { dbToGain } from './audio/level.js';
 import { StreamResampler } from './audio/resample.js';
 import type { CascadeConfig } from './config.js';
 import { ConversationMemory } from './lm/memory.js';
@@ -74,7 +75,6 @@ export class CascadeConversation implements Conversation {
    */
   private quietTailMs = 0;
   private utteranceMs = 0;
-  private lastSpeechEndStreamMs = 0;
   private lastPartial = '';
   private lastPartialSentMs = 0;
   /** The utterance began while the bot was talking: it must earn a barge-in or it is dropped as echo. */
@@ -294,7 +294,6 @@ export class CascadeConversation implements Conversation {
     } else {
       this.silenceMs += FRAME_MS;
       if (this.silenceMs >= 2 * FRAME_MS) this.speechRunMs = 0;
-      if (this.silenceMs === FRAME_MS) this.lastSpeechEndStreamMs = this.streamMs - FRAME_MS;
     }
     this.publishPartial();
 

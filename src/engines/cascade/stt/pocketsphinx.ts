@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { toInt16 } from '../audio/level.js';
+import { floatToInt16 } from '../../../audio/pcm.js';
 import type { RecognizerSession, SttStage } from './types.js';
 
 type Koffi = typeof import('koffi');
@@ -128,7 +128,7 @@ class PocketsphinxSession implements RecognizerSession {
   accept(pcm16k: Float32Array): Promise<void> {
     return this.serial(async () => {
       if (this.disposed || !this.inUtt || pcm16k.length === 0) return;
-      const data = toInt16(pcm16k);
+      const data = floatToInt16(pcm16k);
       await callAsync<number>(this.lib.ps_process_raw, this.decoder, data, data.length, 0, 0);
       const out = [0];
       const text = this.lib.ps_get_hyp(this.decoder, out) as string | null;

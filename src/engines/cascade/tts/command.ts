@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ENGINE_SAMPLE_RATE } from '../../engine.js';
 import { resampleClip } from '../audio/resample.js';
-import { parseWav } from '../audio/wav.js';
+import { decodeWav } from '../../../audio/wav.js';
 import type { TtsStage } from './types.js';
 
 export type CommandVoice = 'flite' | 'espeak-ng' | 'festival';
@@ -72,7 +72,7 @@ export function commandTts(opts: CommandTtsOptions): TtsStage {
           else reject(new Error(`${spec.bin} failed (${sig ?? `exit ${code}`}): ${stderr.trim().slice(0, 300)}`));
         });
       });
-      const wav = parseWav(await readFile(out));
+      const wav = decodeWav(await readFile(out));
       if (signal.aborted) return new Float32Array(0);
       return await resampleClip(wav.samples, wav.sampleRate, ENGINE_SAMPLE_RATE);
     } finally {

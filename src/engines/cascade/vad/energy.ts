@@ -3,7 +3,7 @@
  * energy threshold. Much worse than Silero in noise, so 'auto' only picks it
  * when Silero is unavailable.
  */
-import { rms } from '../audio/level.js';
+import { rms } from '../../../audio/pcm.js';
 import type { VadStage, VoiceActivityDetector } from './types.js';
 
 const WINDOW = 512;
