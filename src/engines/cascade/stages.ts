@@ -46,8 +46,9 @@ export class StageUnavailableError extends Error {
   }
 }
 
+/** An error's text, without its closing full stop: it is composed into longer sentences. */
 function msg(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  return (err instanceof Error ? err.message : String(err)).replace(/[.\s]+$/, '');
 }
 
 /** A registry model's folder: cached, or downloaded now when allowed. */
