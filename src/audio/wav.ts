@@ -33,9 +33,47 @@ function withStreamedSizesRepaired(bytes: Uint8Array): Uint8Array {
   return bytes;
 }
 
+/**
+ * 16-bit PCM, what every synthesiser here writes, read directly: wavefile's
+ * generic conversion takes ~60 ms for a 2 s sentence, which is reply latency.
+ */
+function decodePcm16(bytes: Uint8Array): DecodedWav | undefined {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const tag = (at: number) => String.fromCharCode(...bytes.subarray(at, at + 4));
+  let format = 0;
+  let channels = 0;
+  let bits = 0;
+  let sampleRate = 0;
+  for (let at = 12; at + 8 <= bytes.length; ) {
+    const size = view.getUint32(at + 4, true);
+    const body = at + 8;
+    if (tag(at) === 'fmt ' && body + 16 <= bytes.length) {
+      format = view.getUint16(body, true);
+      channels = view.getUint16(body + 2, true);
+      sampleRate = view.getUint32(body + 4, true);
+      bits = view.getUint16(body + 14, true);
+    } else if (tag(at) === 'data') {
+      if (format !== 1 || bits !== 16 || channels < 1) return undefined;
+      const frames = Math.floor(Math.min(size, bytes.length - body) / (2 * channels));
+      const samples = new Float32Array(frames);
+      for (let i = 0; i < frames; i++) {
+        let sum = 0;
+        for (let c = 0; c < channels; c++) sum += view.getInt16(body + (i * channels + c) * 2, true);
+        samples[i] = sum / channels / 32768;
+      }
+      return { samples, sampleRate };
+    }
+    at = body + size + (size % 2);
+  }
+  return undefined;
+}
+
 /** Decodes any PCM/float WAV, mixes it to mono and, when asked, resamples it. */
 export function decodeWav(bytes: Uint8Array, targetRate?: number): DecodedWav {
-  const wav = new WaveFile(withStreamedSizesRepaired(bytes));
+  const repaired = withStreamedSizesRepaired(bytes);
+  const direct = decodePcm16(repaired);
+  if (direct && (targetRate === undefined || targetRate === direct.sampleRate)) return direct;
+  const wav = new WaveFile(repaired);
   wav.toBitDepth('32f');
   if (targetRate !== undefined && (wav.fmt as { sampleRate: number }).sampleRate !== targetRate) {
     wav.toSampleRate(targetRate, { method: 'sinc' });

@@ -10,13 +10,16 @@ import { readFile, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ENGINE_SAMPLE_RATE } from '../../engine.js';
-import { resampleClip } from '../audio/resample.js';
-import { decodeWav } from '../../../audio/wav.js';
+import { StreamResampler } from '../audio/resample.js';
+import { decodeWav, type DecodedWav } from '../../../audio/wav.js';
 import type { TtsStage } from './types.js';
 
 export type CommandVoice = 'flite' | 'espeak-ng' | 'festival';
 
 export const TTS_INSTALL_HINT = 'apt install flite';
+
+const RESAMPLE_BLOCK_S = 0.25;
+const FLUSH_SAMPLES = 64;
 
 interface CommandSpec {
   bin: string;
@@ -54,7 +57,7 @@ export function commandTts(opts: CommandTtsOptions): TtsStage {
   const dir = mkdtempSync(join(tmpdir(), 'quillman-tts-'));
   let counter = 0;
 
-  async function render(text: string, signal: AbortSignal): Promise<Float32Array> {
+  async function render(text: string, signal: AbortSignal): Promise<DecodedWav> {
     const id = counter++;
     const out = join(dir, `${id}.wav`);
     const input = join(dir, `${id}.txt`);
@@ -72,9 +75,7 @@ export function commandTts(opts: CommandTtsOptions): TtsStage {
           else reject(new Error(`${spec.bin} failed (${sig ?? `exit ${code}`}): ${stderr.trim().slice(0, 300)}`));
         });
       });
-      const wav = decodeWav(await readFile(out));
-      if (signal.aborted) return new Float32Array(0);
-      return await resampleClip(wav.samples, wav.sampleRate, ENGINE_SAMPLE_RATE);
+      return decodeWav(await readFile(out));
     } finally {
       await unlink(out).catch(() => undefined);
       await unlink(input).catch(() => undefined);
@@ -85,8 +86,22 @@ export function commandTts(opts: CommandTtsOptions): TtsStage {
     name: opts.kind === 'festival' ? `festival-${voice}` : `${opts.kind}-${voice}`,
     async *synthesize(text, signal) {
       if (!text.trim() || signal.aborted) return;
-      const pcm = await render(text, signal);
-      if (!signal.aborted && pcm.length > 0) yield pcm;
+      const wav = await render(text, signal);
+      if (signal.aborted || wav.samples.length === 0) return;
+      if (wav.sampleRate === ENGINE_SAMPLE_RATE) return yield wav.samples;
+      // Resampled in blocks, so the first audio is ready after one block rather than the whole sentence.
+      const resampler = await StreamResampler.create(wav.sampleRate, ENGINE_SAMPLE_RATE);
+      try {
+        const block = Math.round(wav.sampleRate * RESAMPLE_BLOCK_S);
+        for (let at = 0; at < wav.samples.length && !signal.aborted; at += block) {
+          const pcm = resampler.process(wav.samples.subarray(at, at + block));
+          if (pcm.length > 0) yield pcm;
+        }
+        // Push the filter's last few samples out with a little silence.
+        if (!signal.aborted) yield resampler.process(new Float32Array(FLUSH_SAMPLES));
+      } finally {
+        resampler.destroy();
+      }
     },
     async dispose() {
       rmSync(dir, { recursive: true, force: true });
