@@ -9,7 +9,7 @@ import { ENGINE_FRAME_SAMPLES } from '../../src/engines/engine.js';
 import type { ChatMessage, TtsStage } from '../../src/engines/cascade/index.js';
 import { commandTts } from '../../src/engines/cascade/tts/command.js';
 import { echoOf, mix, openHarness, run, type Harness } from './driver.js';
-import { scriptedLm, speak, toFrames } from './helpers.js';
+import { scriptedLm, speak, toFrames, type ScriptedLm } from './helpers.js';
 
 const FRAME_MS = 80;
 let h: Harness | undefined;
@@ -202,7 +202,9 @@ describe('cascade engine', () => {
   });
 
   it('starts the model on the partial transcript, and restarts it when the user goes on talking', async () => {
-    const lm = scriptedLm(() => 'Okay, here is one about a cat.', 100);
+    // The speculative answer must still be running when the user goes on, however slowly this machine
+    // feeds frames: the first request's first word never comes before it is aborted.
+    const lm: ScriptedLm = scriptedLm(() => 'Okay, here is one about a cat.', (index) => (lm.calls.length <= 1 && index === 0 ? 60_000 : 100));
     h = await openHarness(lm, { hangMs: 800, speculativeAfterMs: 240 });
     const part1 = toFrames(await speak('tell me'));
     const part2 = toFrames(await speak('a joke about cats'));

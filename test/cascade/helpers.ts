@@ -96,7 +96,16 @@ export function scriptedLm(answer: (messages: ChatMessage[]) => string, tokenDel
           const pieces = answer(messages).split(/(?<= )/);
           for (const [index, piece] of pieces.entries()) {
             if (opts.signal.aborted) break;
-            await new Promise((r) => setTimeout(r, delay(index)));
+            // Like a real model, an abort cuts the wait for the next token short.
+            await new Promise<void>((resolve) => {
+              const timer = setTimeout(done, delay(index));
+              opts.signal.addEventListener('abort', done, { once: true });
+              function done() {
+                clearTimeout(timer);
+                opts.signal.removeEventListener('abort', done);
+                resolve();
+              }
+            });
             if (opts.signal.aborted) break;
             yield piece;
           }
