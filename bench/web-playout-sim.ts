@@ -16,8 +16,8 @@ const SECONDS = 120;
 const SEEDS = 10;
 const ms = (samples: number) => (samples * 1000) / RATE;
 
-console.log('| jitter | policy | missed ms | underruns | after 1 s | mean delay ms | p95 delay ms | trimmed ms |');
-console.log('|---|---|---|---|---|---|---|---|');
+console.log('| jitter | policy | missed ms | underruns | after 1 s | mean delay ms | p95 delay ms | trimmed ms | held ms |');
+console.log('|---|---|---|---|---|---|---|---|---|');
 const LINKS: { label: string; jitterMs: [number, number]; uplinkJitterMs?: [number, number] }[] = [
   { label: '0–0 ms', jitterMs: [0, 0] },
   { label: '0–40 ms', jitterMs: [0, 40] },
@@ -27,7 +27,7 @@ const LINKS: { label: string; jitterMs: [number, number]; uplinkJitterMs?: [numb
 
 for (const { label, ...link } of LINKS) {
   for (const name of POLICY_NAMES) {
-    const sum = { missed: 0, underruns: 0, late: 0, delay: 0, p95: 0, trimmed: 0 };
+    const sum = { missed: 0, underruns: 0, late: 0, delay: 0, p95: 0, trimmed: 0, held: 0 };
     for (let seed = 1; seed <= SEEDS; seed++) {
       const arrivals = senderTrace({ sampleRate: RATE, durationS: SECONDS, ...link, seed });
       const r = simulate(createPolicy(name, RATE), arrivals, { sampleRate: RATE, durationS: SECONDS });
@@ -37,8 +37,9 @@ for (const { label, ...link } of LINKS) {
       sum.delay += ms(r.stats.delaySum / r.stats.played);
       sum.p95 += ms(percentile(r.quantumDelays, 95));
       sum.trimmed += ms(r.stats.trimmed);
+      sum.held += ms(r.stats.held);
     }
     const avg = (v: number) => (v / SEEDS).toFixed(1);
-    console.log(`| ${label} | ${name} | ${avg(sum.missed)} | ${avg(sum.underruns)} | ${avg(sum.late)} | ${avg(sum.delay)} | ${avg(sum.p95)} | ${avg(sum.trimmed)} |`);
+    console.log(`| ${label} | ${name} | ${avg(sum.missed)} | ${avg(sum.underruns)} | ${avg(sum.late)} | ${avg(sum.delay)} | ${avg(sum.p95)} | ${avg(sum.trimmed)} | ${avg(sum.held)} |`);
   }
 }

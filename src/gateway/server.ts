@@ -46,7 +46,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const active = new Set<GatewayConversation>();
   const sockets = new Set<WebSocket>();
   // Fastify's own request log is noise next to the conversation log; errors still surface through `log`.
-  const app = Fastify({ logger: false, disableRequestLogging: true, https: readTls(settings) });
+  const app = Fastify({ logger: false, https: readTls(settings) });
 
   await app.register(fastifyWebsocket, {
     // The hard cap sits above our own limit so an oversized message gets a reasoned error from us, not a bare 1009.

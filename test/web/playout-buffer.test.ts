@@ -139,6 +139,30 @@ describe('PlayoutBuffer', () => {
     expect(again[FADE + 1]).toBe(0.5);
   });
 
+  it('holds playback for a quantum when the policy asks, only where the audio due is quiet, and counts it', () => {
+    let holds = 2;
+    const policy: PlayoutPolicy = { ...fixedPolicy(1), shouldHold: () => holds-- > 0 };
+    const buffer = new PlayoutBuffer(policy, { sampleRate: RATE, fadeSamples: FADE });
+    buffer.push(constant(2 * Q, 0.5));
+    buffer.push(constant(2 * Q, 0.001));
+    pullMany(buffer, 2);
+    // The policy would have held at once: loud audio is never held.
+    expect(buffer.stats().held).toBe(0);
+    expect(holds).toBe(2);
+    const held = pullMany(buffer, 2);
+    expect(held[0]).toBeCloseTo(0.5, 2); // ramps down from the last sample played
+    expect(Array.from(held.subarray(FADE)).every((v) => v === 0)).toBe(true);
+    let s = buffer.stats();
+    expect(s.held).toBe(2 * Q);
+    expect(s.depth).toBe(2 * Q);
+    expect(s.underruns).toBe(0);
+    const resumed = pullMany(buffer, 1);
+    expect(resumed[0]).toBe(0); // fades back in
+    expect(resumed[Q - 1]).toBeCloseTo(0.001, 6);
+    s = buffer.stats();
+    expect(s.played + s.held).toBe(s.clock);
+  });
+
   it('accounts for every output sample', () => {
     const buffer = new PlayoutBuffer(fixedPolicy(600), { sampleRate: RATE, fadeSamples: FADE });
     buffer.push(constant(500));

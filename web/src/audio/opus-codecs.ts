@@ -33,23 +33,20 @@ const encoderConfig = {
 
 const decoderConfig: AudioDecoderConfig = { codec: 'opus', sampleRate: SAMPLE_RATE, numberOfChannels: 1 };
 
-async function webCodecsEncoderSupported(): Promise<boolean> {
-  if (typeof AudioEncoder === 'undefined') return false;
+/** A WebCodecs configuration check; a browser without WebCodecs, or one that throws on the question, does not support it. */
+async function webCodecsSupports(api: unknown, check: () => Promise<{ supported?: boolean }>): Promise<boolean> {
+  if (typeof api === 'undefined') return false;
   try {
-    return (await AudioEncoder.isConfigSupported(encoderConfig)).supported === true;
+    return (await check()).supported === true;
   } catch {
     return false;
   }
 }
 
-async function webCodecsDecoderSupported(): Promise<boolean> {
-  if (typeof AudioDecoder === 'undefined') return false;
-  try {
-    return (await AudioDecoder.isConfigSupported(decoderConfig)).supported === true;
-  } catch {
-    return false;
-  }
-}
+const webCodecsEncoderSupported = () =>
+  webCodecsSupports(globalThis.AudioEncoder, () => AudioEncoder.isConfigSupported(encoderConfig));
+const webCodecsDecoderSupported = () =>
+  webCodecsSupports(globalThis.AudioDecoder, () => AudioDecoder.isConfigSupported(decoderConfig));
 
 function webCodecsEncoder(emit: (packet: Uint8Array) => void, onError: (message: string) => void): PacketEncoder {
   const encoder = new AudioEncoder({

@@ -13,6 +13,9 @@
  *   at once) does not force a deep buffer, its bursts are simply on time.
  * - An underrun widens the margin; the extra margin decays, more slowly after
  *   every underrun, so a link that keeps glitching keeps its cushion.
+ * - When the target rises above the delay while playing (a new worst
+ *   lateness), pause for a quantum at a time in quiet moments until the delay
+ *   has caught up, instead of waiting for the underrun that would teach it.
  * - When the delay runs above the target (a jitter spike left the window,
  *   clock drift, a backlog after an outage), drop the excess, waiting a
  *   little for a quiet moment so the cut is not heard.
@@ -46,6 +49,11 @@ export interface AdaptivePolicyOptions {
   windowMs?: number;
   /** Lateness beyond this above the fastest arrival is an outage, not jitter worth buffering for. */
   maxJitterMs?: number;
+  /**
+   * Fraction of the measured jitter added on top of it: the worst lateness
+   * seen so far underestimates the worst to come (see docs/web.md).
+   */
+  jitterHeadroom?: number;
   /** Delay above target tolerated before trimming. */
   trimThresholdMs?: number;
   /** How long a trim may wait for a quiet moment. */
@@ -63,7 +71,9 @@ export class AdaptivePolicy implements PlayoutPolicy {
   private readonly maxHalfLife: number;
   private readonly window: number;
   private readonly maxJitter: number;
+  private readonly jitterHeadroom: number;
   private readonly trimThreshold: number;
+  private readonly holdThreshold: number;
   private readonly quietWait: number;
   private readonly idleGap: number;
   private latenessMax: SlidingExtremum;
@@ -92,7 +102,9 @@ export class AdaptivePolicy implements PlayoutPolicy {
     // 20 s: on recorded browser traces an 8 s memory forgot spikes that came back (docs/web.md).
     this.window = ms(options.windowMs ?? 20_000);
     this.maxJitter = ms(options.maxJitterMs ?? 150);
+    this.jitterHeadroom = options.jitterHeadroom ?? 0.05;
     this.trimThreshold = ms(options.trimThresholdMs ?? 4);
+    this.holdThreshold = options.quantum ?? 128;
     this.quietWait = ms(options.quietWaitMs ?? 400);
     this.idleGap = ms(options.idleGapMs ?? 400);
     this.latenessMax = new SlidingExtremum(this.window, 'max');
@@ -133,6 +145,11 @@ export class AdaptivePolicy implements PlayoutPolicy {
     return excess;
   }
 
+  shouldHold(clock: number, depth: number): boolean {
+    // A quantum or more short of the target: the jitter estimate rose after playback started.
+    return this.target(clock) - this.delay(clock, depth) >= this.holdThreshold;
+  }
+
   onFlush(): void {
     this.trimWaitingSince = undefined;
   }
@@ -158,7 +175,7 @@ export class AdaptivePolicy implements PlayoutPolicy {
     const baseline = this.baselineMin.get(clock);
     if (worst === undefined || baseline === undefined) return Infinity;
     const jitter = Math.min(this.maxJitter, Math.max(worst - baseline, this.priorJitter));
-    return baseline + jitter + this.baseMargin + this.extraMargin;
+    return baseline + jitter * (1 + this.jitterHeadroom) + this.baseMargin + this.extraMargin;
   }
 
   private restartMeasurements(clock: number): void {

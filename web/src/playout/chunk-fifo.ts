@@ -27,19 +27,10 @@ export class ChunkFifo {
    * contiguous run with its arrival clock and its index in `out`.
    */
   read(out: Float32Array, at: number, count: number, onRun?: (arrival: number, index: number, length: number) => void): number {
-    let done = 0;
-    while (done < count && this.head < this.chunks.length) {
-      const chunk = this.chunks[this.head];
-      const take = Math.min(count - done, chunk.data.length - chunk.read);
-      out.set(chunk.data.subarray(chunk.read, chunk.read + take), at + done);
+    return this.consume(count, (chunk, from, take, done) => {
+      out.set(chunk.data.subarray(from, from + take), at + done);
       onRun?.(chunk.arrival, at + done, take);
-      chunk.read += take;
-      done += take;
-      if (chunk.read === chunk.data.length) this.head++;
-    }
-    this.size -= done;
-    this.compact();
-    return done;
+    });
   }
 
   /** Copies `count` samples starting `offset` samples past the head, without consuming them. */
@@ -64,17 +55,7 @@ export class ChunkFifo {
 
   /** Discards up to `count` of the oldest samples; returns how many went. */
   drop(count: number): number {
-    let done = 0;
-    while (done < count && this.head < this.chunks.length) {
-      const chunk = this.chunks[this.head];
-      const take = Math.min(count - done, chunk.data.length - chunk.read);
-      chunk.read += take;
-      done += take;
-      if (chunk.read === chunk.data.length) this.head++;
-    }
-    this.size -= done;
-    this.compact();
-    return done;
+    return this.consume(count);
   }
 
   clear(): number {
@@ -91,5 +72,21 @@ export class ChunkFifo {
       this.chunks = this.chunks.slice(this.head);
       this.head = 0;
     }
+  }
+
+  /** Takes up to `count` of the oldest samples out, showing each contiguous run to `visit`. */
+  private consume(count: number, visit?: (chunk: Chunk, from: number, take: number, done: number) => void): number {
+    let done = 0;
+    while (done < count && this.head < this.chunks.length) {
+      const chunk = this.chunks[this.head];
+      const take = Math.min(count - done, chunk.data.length - chunk.read);
+      visit?.(chunk, chunk.read, take, done);
+      chunk.read += take;
+      done += take;
+      if (chunk.read === chunk.data.length) this.head++;
+    }
+    this.size -= done;
+    this.compact();
+    return done;
   }
 }

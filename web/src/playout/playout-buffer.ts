@@ -24,6 +24,13 @@ export interface PlayoutPolicy {
    * silence, where a cut is least audible.
    */
   trimAmount(clock: number, depth: number, quiet: boolean): number;
+  /**
+   * While playing, before a quiet quantum: should playback pause for this
+   * quantum to grow the delay? Without it the delay only grows through an
+   * underrun, so a jitter estimate that rose after playback started would
+   * be learnt by failing. Optional: Kyutai's policy does not do this.
+   */
+  shouldHold?(clock: number, depth: number): boolean;
   onFlush(clock: number): void;
   /** The depth the policy aims for right now, for display. */
   targetDepth(clock: number, depth: number): number;
@@ -42,6 +49,8 @@ export interface PlayoutStats {
   trimmed: number;
   /** Samples dropped by flush(). */
   flushed: number;
+  /** Silence inserted in quiet moments to grow the delay (see PlayoutPolicy.shouldHold). */
+  held: number;
   underruns: number;
   trims: number;
   /** Samples buffered now. */
@@ -97,7 +106,7 @@ export class PlayoutBuffer {
   private silentRun = 0;
   private emptyRun = 0;
   private longestEmptyRun = 0;
-  private readonly counters = { played: 0, missed: 0, idle: 0, trimmed: 0, flushed: 0, underruns: 0, trims: 0, delaySum: 0, maxDelay: 0 };
+  private readonly counters = { played: 0, missed: 0, idle: 0, trimmed: 0, flushed: 0, held: 0, underruns: 0, trims: 0, delaySum: 0, maxDelay: 0 };
   /** Mean delay of the samples played by the last pull(), in samples. */
   lastPullDelay = 0;
 
@@ -186,7 +195,12 @@ export class PlayoutBuffer {
   private play(out: Float32Array): void {
     const n = out.length;
     let at = 0;
-    const trim = this.policy.trimAmount(this.clock, this.fifo.size, this.isQuiet(n));
+    const quiet = this.isQuiet(n);
+    if (quiet && this.policy.shouldHold?.(this.clock, this.fifo.size)) {
+      this.hold(out);
+      return;
+    }
+    const trim = this.policy.trimAmount(this.clock, this.fifo.size, quiet);
     if (trim > 0) at = this.crossfadeTrim(out, trim);
     at += this.fifo.read(out, at, n - at, (arrival, index, length) => this.account(arrival, index, length));
     if (this.fadeInLeft > 0) {
@@ -204,6 +218,18 @@ export class PlayoutBuffer {
       this.policy.onUnderrun(this.clock + at);
       this.silence(out, at);
     }
+  }
+
+  /**
+   * Plays a quantum of silence instead of the quiet audio due, which waits for
+   * the next one: the delay grows by a quantum where nobody hears the pause.
+   */
+  private hold(out: Float32Array): void {
+    // Near-silent audio came before, so a ramp down from its last sample is enough; play then fades back in.
+    const len = Math.min(this.fade, out.length);
+    for (let i = 0; i < out.length; i++) out[i] = i < len ? (this.lastOutput * (len - i)) / len : 0;
+    this.fadeInLeft = this.fade;
+    this.counters.held += out.length;
   }
 
   /** Drops `count` samples, cross-fading across the cut; writes `fade` samples to `out`. */
