@@ -225,7 +225,7 @@ export class PlayoutBuffer {
    * the next one: the delay grows by a quantum where nobody hears the pause.
    */
   private hold(out: Float32Array): void {
-    // Near-silent audio came before, so a ramp down from its last sample is enough; play then fades back in.
+    // Ramp down from the last sample played rather than step to zero; playing fades back in afterwards.
     const len = Math.min(this.fade, out.length);
     for (let i = 0; i < out.length; i++) out[i] = i < len ? (this.lastOutput * (len - i)) / len : 0;
     this.fadeInLeft = this.fade;
