@@ -51,11 +51,23 @@ async function startJitterProxy(target: number, seed: number): Promise<{ port: n
   wss.on('connection', (client, req) => {
     const upstream = new WebSocket(`ws://127.0.0.1:${target}${req.url}`);
     const relay = (to: WebSocket) => {
-      let last = 0;
+      // One queue and one timer per direction: a timer per message can fire out of order (Node starts
+      // timers from the event loop's cached clock), and a websocket over TCP never reorders.
+      const queue: { due: number; data: RawData; isBinary: boolean }[] = [];
+      let timer: NodeJS.Timeout | undefined;
+      const pump = () => {
+        timer = undefined;
+        // Timers may fire up to a millisecond early on performance.now()'s clock.
+        while (queue.length > 0 && queue[0].due <= performance.now() + 1) {
+          const { data, isBinary } = queue.shift()!;
+          if (to.readyState === WebSocket.OPEN) to.send(data, { binary: isBinary });
+        }
+        if (queue.length > 0) timer = setTimeout(pump, queue[0].due - performance.now());
+      };
       return (data: RawData, isBinary: boolean) => {
-        const due = Math.max(last, performance.now() + random() * JITTER_MS);
-        last = due;
-        setTimeout(() => to.readyState === WebSocket.OPEN && to.send(data, { binary: isBinary }), due - performance.now());
+        const last = queue.length > 0 ? queue[queue.length - 1].due : 0;
+        queue.push({ due: Math.max(last, performance.now() + random() * JITTER_MS), data, isBinary });
+        timer ??= setTimeout(pump, queue[0].due - performance.now());
       };
     };
     const pending: [RawData, boolean][] = [];
@@ -69,7 +81,17 @@ async function startJitterProxy(target: number, seed: number): Promise<{ port: n
   });
   const port = await freePort();
   await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
-  return { port, close: () => new Promise((r) => (wss.close(), server.close(() => r()))) };
+  return {
+    port,
+    close: () =>
+      new Promise((r) => {
+        // Open sockets would hold close() up, and with it the gateway's shutdown.
+        for (const ws of wss.clients) ws.terminate();
+        wss.close();
+        server.close(() => r());
+        server.closeAllConnections();
+      }),
+  };
 }
 
 interface LiveRun {
@@ -203,8 +225,8 @@ async function main(): Promise<void> {
       console.log(`| ${policy} | ${f(r.missedMs)} | ${r.underruns} | ${r.lateUnderruns} | ${f(r.meanDelayMs)} | ${f(r.p95DelayMs)} | ${f(r.trimmedMs)} | ${f(r.heldMs)} |`);
     }
   } finally {
-    await proxy.close();
     await gateway.stop();
+    await proxy.close();
     await dir.cleanup();
   }
 }

@@ -263,16 +263,24 @@ export class OggOpusDemuxer {
         return;
       }
       case 'need-tags':
-        if (!isOpusTags(packet)) return void this.fail('second Ogg Opus packet must be OpusTags');
+        if (isOpusTags(packet)) {
+          this.state = 'audio';
+          events.push({ type: 'tags' });
+          return;
+        }
+        this.fail('second Ogg Opus packet must be OpusTags');
+        // Tolerant: a lost tags page carries nothing needed to decode, so it must not silence the stream for good.
         this.state = 'audio';
-        events.push({ type: 'tags' });
-        return;
-      case 'audio': {
-        const d = opusPacketDuration(packet);
-        if (!d.ok) return void this.fail(`not an Opus packet: ${d.error}`);
-        events.push({ type: 'packet', data: packet, samples48k: d.samples48k });
-      }
+        return this.onAudioPacket(packet, events);
+      case 'audio':
+        return this.onAudioPacket(packet, events);
     }
+  }
+
+  private onAudioPacket(packet: Uint8Array, events: DemuxEvent[]): void {
+    const d = opusPacketDuration(packet);
+    if (!d.ok) return void this.fail(`not an Opus packet: ${d.error}`);
+    events.push({ type: 'packet', data: packet, samples48k: d.samples48k });
   }
 }
 

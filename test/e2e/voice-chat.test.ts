@@ -89,9 +89,10 @@ describe('voice chat in the browser', () => {
     const maxLag = ((LOOPBACK_DELAY_MS + 400) * RATE) / 1000;
     const coarse = bestLag(mic, played, minLag, maxLag, 24);
     expect(coarse.lag).toBeGreaterThan(minLag);
-    const windows = windowedCorrelations(mic, played, minLag, maxLag, RATE);
+    // Half-second windows: a trim or hold (the playout delay moving by a few ms) spoils only the window it falls in.
+    const windows = windowedCorrelations(mic, played, minLag, maxLag, RATE / 2);
     expect(windows.length).toBeGreaterThanOrEqual(2);
-    expect(median(windows)).toBeGreaterThan(0.7);
+    expect(median(windows), `window correlations ${windows.map((c) => c.toFixed(2)).join(' ')}`).toBeGreaterThan(0.7);
 
     await expect.poll(() => page.locator('.line-assistant').first().textContent()).toContain('This is the loopback engine.');
     expect(await page.locator('[data-stat="latency"]').textContent()).toMatch(/^\d+ ms$/);
@@ -126,8 +127,9 @@ describe('voice chat in the browser', () => {
     await waitForPhase(page, 'live');
     await page.waitForTimeout(2000);
     await page.getByRole('button', { name: 'Mute' }).click();
-    // Past the loopback's delay and a recorder batch: both the mic and its echo are silent.
-    await page.waitForTimeout(2000);
+    // Past the loopback's delay, the playout delay and a recorder batch, with room for a loaded machine
+    // whose recorder batches reach the page late: both the mic and its echo are silent.
+    await page.waitForTimeout(3000);
     const { mic, played } = await recordedTracks(page, 1);
     expect(rmsOf(mic)).toBe(0);
     expect(rmsOf(played)).toBeLessThan(0.001);
@@ -149,9 +151,9 @@ describe('voice chat in the browser', () => {
     await page.waitForTimeout(7000);
     expect(await page.evaluate(() => window.__quillman!.snapshot().codecs)).toEqual({ encoder: 'wasm', decoder: 'wasm' });
     const { mic, played } = await recordedTracks(page, 4);
-    const windows = windowedCorrelations(mic, played, ((LOOPBACK_DELAY_MS - 80) * RATE) / 1000, ((LOOPBACK_DELAY_MS + 400) * RATE) / 1000, RATE);
+    const windows = windowedCorrelations(mic, played, ((LOOPBACK_DELAY_MS - 80) * RATE) / 1000, ((LOOPBACK_DELAY_MS + 400) * RATE) / 1000, RATE / 2);
     expect(windows.length).toBeGreaterThanOrEqual(2);
-    expect(median(windows)).toBeGreaterThan(0.7);
+    expect(median(windows), `window correlations ${windows.map((c) => c.toFixed(2)).join(' ')}`).toBeGreaterThan(0.7);
     await page.getByRole('button', { name: 'Disconnect' }).click();
   }, 40_000);
 

@@ -156,6 +156,17 @@ describe('Ogg Opus muxer and demuxer', () => {
     const events = [pages[0], pages[1], new Uint8Array([1, 2, 3, 0x4f, 9, 9]), pages[2], pages[3]].flatMap((p) => demuxer.push(p));
     expect(packetsOf(events)).toHaveLength(2);
   });
+
+  it('when tolerant, plays on after a lost OpusTags page; strict, it refuses', () => {
+    const [head, , ...audio] = validStream();
+    const tolerant = new OggOpusDemuxer({ tolerant: true });
+    const events = [head, ...audio].flatMap((p) => tolerant.push(p));
+    expect(events.map((e) => e.type)).toEqual(['head', 'packet', 'packet']);
+    expect(tolerant.skippedPages).toBe(1);
+    const strict = new OggOpusDemuxer();
+    strict.push(head);
+    expect(() => strict.push(audio[0])).toThrow(/must be OpusTags/);
+  });
 });
 
 describe('interoperability with Debian opus-tools', () => {
