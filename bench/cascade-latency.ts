@@ -30,13 +30,16 @@ import { spawn } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { DEFAULT_PERSONA } from '../src/engines/cascade/config.js';
 import { loadLlamaLm } from '../src/engines/cascade/lm/llama.js';
 import { writeTinyLlamaGguf } from '../test/cascade/gguf-writer.js';
 import { startFakeCloudLm, type FakeCloudLm } from '../test/cascade-e2e/fake-cloud-lm.js';
-import { closedPort, cpuSeconds } from '../test/cascade-e2e/harness.js';
-import { CHUNK, converse, ms, samplesOf, Script, trimSilence, type Heard } from '../test/cascade-e2e/voice.js';
+import { cpuSeconds } from '../test/cascade-e2e/harness.js';
+import { CHUNK, converse, ms, samplesOf, Script, trimSilence } from '../test/cascade-e2e/voice.js';
+import { CLI_ARGS, REPO } from '../test/helpers/gateway.js';
+import { freePort } from '../test/helpers/net.js';
+import { stopProcessGroup } from '../test/helpers/processes.js';
 import { speak } from '../test/helpers/speech.js';
 import { machineLine, printTable } from './lib/report.js';
 
@@ -77,8 +80,6 @@ function arg(name: string): string | undefined {
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
-const REPO = resolve(import.meta.dirname, '..');
-
 interface Served {
   chatUrl: string;
   workerPid: number;
@@ -87,22 +88,15 @@ interface Served {
 
 /** `quillman serve` with one cascade worker, in a process group of its own; resolves once a worker is ready. */
 async function serve(flags: string[], config: Record<string, unknown>, dir: string): Promise<Served> {
-  const port = await closedPort();
+  const port = await freePort();
   const configFile = join(dir, `config-${port}.json`);
   writeFileSync(configFile, JSON.stringify({ engine: { cascade: config } }));
-  const args = ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--config', configFile, '--port', String(port), '--host', '127.0.0.1', '--engine', 'cascade'];
+  const args = [...CLI_ARGS, 'serve', '--config', configFile, '--port', String(port), '--host', '127.0.0.1', '--engine', 'cascade'];
   args.push('--warm', '1', '--max-workers', '1', '--worker-base-port', String(port + 1), '--stt', 'pocketsphinx', '--tts', 'flite', ...flags);
   const child = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'], detached: true, env: { ...process.env, QUILLMAN_LOG_FORMAT: 'json' } });
   let output = '';
   child.stderr!.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    process.kill(-child.pid!, 'SIGTERM');
-    const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
-  };
+  const stop = () => stopProcessGroup(child, 10_000);
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline && child.exitCode === null) {
     try {
@@ -168,7 +162,7 @@ async function converseTurns(server: Served, label: string, turns: number, clips
     if (first < 0) return turn;
     turn.streamMs = ms(first - end);
     const endWall = speechEndWall(end, sentAt);
-    const arrival = playTime(heard, first);
+    const arrival = heard.playTime(first);
     if (endWall !== undefined && arrival !== undefined) turn.v2vMs = arrival - endWall;
     return turn;
   });
@@ -181,12 +175,6 @@ function speechEndWall(end: number, sentAt: number[]): number | undefined {
   const chunk = Math.floor((end - 1) / CHUNK);
   const sent = sentAt[chunk];
   return sent === undefined ? undefined : sent - ms((chunk + 1) * CHUNK - end);
-}
-
-/** When sample `index` would start playing if the client played audio the moment it arrived. */
-function playTime(heard: Heard, index: number): number | undefined {
-  const a = heard.arrivals.find((c) => index >= c.atSample && index < c.atSample + c.length);
-  return a ? a.wallMs + ms(index - a.atSample) : undefined;
 }
 
 function percentile(values: number[], p: number): number {

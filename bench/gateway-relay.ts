@@ -17,8 +17,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { LoadResult, LoadSpec } from './lib/relay-load.js';
 import { machineLine, printTable } from './lib/report.js';
+import { REPO } from '../test/helpers/gateway.js';
 
-const REPO = resolve(import.meta.dirname, '..');
 const CLI = resolve(REPO, 'dist/cli/main.js');
 const SLOTS_PER_PROCESS = 125;
 

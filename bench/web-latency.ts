@@ -15,17 +15,17 @@
  * worklet. Adding the context's outputLatency and subtracting the loopback's
  * configured delay leaves the app's and the transport's own latency.
  */
-import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { createServer, request, type Server } from 'node:http';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { createPolicy, type PolicyName } from '../web/src/playout/create-policy.js';
 import { percentile, seededRandom, simulate, type Arrival } from '../web/src/playout/simulation.js';
-import { bestLag, rmsOf } from '../test/helpers/signal.js';
+import { int16ToFloat } from '../src/audio/pcm.js';
+import { windowedCorrelations } from '../test/helpers/signal.js';
 import { speakToFile, tempDir } from '../test/helpers/speech.js';
-import { REPO_ROOT, freePort, launchBrowser, startGateway } from '../test/e2e/harness.js';
+import { launchBrowser, startGateway } from '../test/e2e/harness.js';
+import { freePort } from '../test/helpers/net.js';
 
 const args = process.argv.slice(2);
 const SECONDS = Number(args[args.indexOf('--seconds') + 1]) || 120;
@@ -105,8 +105,7 @@ interface LiveRun {
 
 function decodeTrack(b64: string): Float32Array {
   const bytes = Buffer.from(b64, 'base64');
-  const int16 = new Int16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >> 1);
-  return Float32Array.from(int16, (v) => v / 32768);
+  return int16ToFloat(new Int16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >> 1));
 }
 
 async function liveSession(url: string, policy: PolicyName, wav: string): Promise<LiveRun> {
@@ -151,18 +150,18 @@ async function liveSession(url: string, policy: PolicyName, wav: string): Promis
     const mic = decodeTrack(result.mic.b64);
     const played = decodeTrack(result.played.b64);
     const outputLatencyMs = result.outputLatency * 1000;
-    const g2g: number[] = [];
     const windowSamples = 2 * RATE;
     const minLag = ((LOOPBACK_DELAY_MS - 80 - 20) * RATE) / 1000;
     const maxLag = ((LOOPBACK_DELAY_MS + 500) * RATE) / 1000;
-    for (let at = result.mic.start + RATE; at + windowSamples + maxLag < result.played.start + played.length; at += windowSamples) {
-      const a = mic.subarray(at - result.mic.start, at - result.mic.start + windowSamples);
-      if (rmsOf(a) < 0.02) continue;
-      const b = played.subarray(at - result.played.start, at - result.played.start + windowSamples + maxLag);
-      const coarse = bestLag(a, b, minLag, maxLag, 24);
-      const fine = bestLag(a, b, coarse.lag - 48, coarse.lag + 48);
-      if (fine.correlation > 0.6) g2g.push((fine.lag * 1000) / RATE + outputLatencyMs - LOOPBACK_DELAY_MS);
-    }
+    // Both tracks from the same AudioContext frame, a second into the session, on whole windows.
+    let from = result.mic.start + RATE;
+    while (from < result.played.start) from += windowSamples;
+    const received = played.subarray(from - result.played.start);
+    // Only windows whose every lag lies within what was played: a cut-off tail would bias the lag short.
+    const sent = mic.subarray(from - result.mic.start, from - result.mic.start + Math.max(0, received.length - maxLag - 1));
+    const g2g = windowedCorrelations(sent, received, minLag, maxLag, windowSamples)
+      .filter((w) => w.correlation > 0.6)
+      .map((w) => (w.lag * 1000) / RATE + outputLatencyMs - LOOPBACK_DELAY_MS);
     return { policy, g2g, stats: result.stats, earlyUnderruns, arrivals: result.arrivals, outputLatencyMs };
   } finally {
     await browser.close();
@@ -187,7 +186,6 @@ function replay(policy: PolicyName, arrivals: [number, number][]) {
 const f = (v: number, d = 1) => (Number.isFinite(v) ? v.toFixed(d) : '—');
 
 async function main(): Promise<void> {
-  await promisify(execFile)(process.execPath, [join(REPO_ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--config', 'web/vite.config.ts', '--logLevel', 'error'], { cwd: REPO_ROOT });
   const dir = await tempDir('quillman-bench-');
   const wav = await speakToFile(
     'The quick brown fox jumps over the lazy dog. A voice chat must keep talking while it listens. ' +

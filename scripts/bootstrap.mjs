@@ -10,9 +10,10 @@
  *   node scripts/bootstrap.mjs bench [name args…]
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { newestMtime } from './newest-mtime.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const [task = 'start', ...args] = process.argv.slice(2);
@@ -36,18 +37,6 @@ function checkNode() {
   }
 }
 
-function newestMtime(path) {
-  if (!existsSync(path)) return 0;
-  const st = statSync(path);
-  if (!st.isDirectory()) return st.mtimeMs;
-  let newest = st.mtimeMs;
-  for (const entry of readdirSync(path)) {
-    if (entry === 'node_modules' || entry.startsWith('.')) continue;
-    newest = Math.max(newest, newestMtime(join(path, entry)));
-  }
-  return newest;
-}
-
 /** npm records what it installed in node_modules/.package-lock.json; older than the lock file means stale. */
 function ensureDependencies() {
   const installed = join(root, 'node_modules/.package-lock.json');
@@ -60,7 +49,7 @@ function ensureDependencies() {
   // onnxruntime-node's install step downloads CUDA files; the CPU runtime it ships needs none.
   const code = run(npm, ['install', '--no-audit', '--no-fund'], { ONNXRUNTIME_NODE_INSTALL: 'skip' });
   if (code !== 0) {
-    say('npm ci failed: check your network access to the npm registry, then run the command again.');
+    say('npm install failed: check your network access to the npm registry, then run the command again.');
     process.exit(code);
   }
 }

@@ -14,6 +14,10 @@ interface CacheFlags {
   modelsDir?: string;
 }
 
+function cacheDirOf(flags: CacheFlags): string {
+  return flags.modelsDir ? resolve(flags.modelsDir) : modelCacheDir();
+}
+
 export function registerModelsCommand(program: Command): void {
   const models = program
     .command('models')
@@ -33,7 +37,7 @@ export function registerModelsCommand(program: Command): void {
       const onSigint = () => controller.abort();
       process.once('SIGINT', onSigint);
       try {
-        const results = await modelsPull(names, { cacheDir: flags.modelsDir ? resolve(flags.modelsDir) : modelCacheDir(), signal: controller.signal });
+        const results = await modelsPull(names, { cacheDir: cacheDirOf(flags), signal: controller.signal });
         if (results.some((r) => !r.ok)) process.exitCode = 1;
       } finally {
         process.removeListener('SIGINT', onSigint);
@@ -46,7 +50,7 @@ export function registerModelsCommand(program: Command): void {
     .option('--models-dir <dir>', 'model cache folder [default: QUILLMAN_CACHE_DIR or ~/.cache/quillman/models]')
     .option('--json', 'print JSON for scripts instead of the table')
     .action(async (flags: CacheFlags & { json?: boolean }) => {
-      const rows = await modelsList({ cacheDir: flags.modelsDir ? resolve(flags.modelsDir) : modelCacheDir(), out: flags.json ? () => undefined : undefined });
+      const rows = await modelsList({ cacheDir: cacheDirOf(flags), out: flags.json ? () => undefined : undefined });
       if (flags.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
     });
 }

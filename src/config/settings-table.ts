@@ -1,11 +1,7 @@
 /** The README's configuration table, generated from the one table the flags and variables come from. */
-import { SETTINGS, SettingsSchema } from './settings.js';
+import { SETTINGS, SettingsSchema, valueAt } from './settings.js';
 
-function valueAt(obj: unknown, path: string): unknown {
-  return path.split('.').reduce<unknown>((node, key) => (node && typeof node === 'object' ? (node as Record<string, unknown>)[key] : undefined), obj);
-}
-
-export function settingsTable(): string {
+function settingsTable(): string {
   const defaults = SettingsSchema.parse({ pool: { local: { command: 'worker --port {port}' } } });
   const rows = SETTINGS.map((spec) => {
     const value = valueAt(defaults, spec.path);
@@ -15,8 +11,8 @@ export function settingsTable(): string {
   return ['| flag | environment | default | meaning |', '|---|---|---|---|', ...rows].join('\n');
 }
 
-export const TABLE_START = '<!-- settings-table:start -->';
-export const TABLE_END = '<!-- settings-table:end -->';
+const TABLE_START = '<!-- settings-table:start -->';
+const TABLE_END = '<!-- settings-table:end -->';
 
 /** Replaces the marked section of a document with the current table. */
 export function withSettingsTable(doc: string): string {

@@ -62,11 +62,12 @@ export interface SettingSpec {
 }
 
 /** Where the cascade engine's settings sit in Settings. */
-export const CASCADE_PREFIX = 'engine.cascade.';
+const CASCADE_PREFIX = 'engine.cascade.';
 const CASCADE_DEFAULTS = CascadeConfigSchema.parse({});
 const choices = (key: 'stt' | 'tts') => CascadeConfigSchema.shape[key].unwrap().options.join(', ');
 
-function valueAt(obj: unknown, path: string): unknown {
+/** The value at a dotted path ('a.b.c'), or undefined where any step is missing. */
+export function valueAt(obj: unknown, path: string): unknown {
   return path.split('.').reduce<unknown>((node, key) => (node && typeof node === 'object' ? (node as Record<string, unknown>)[key] : undefined), obj);
 }
 

@@ -15,6 +15,7 @@ import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import type { WebSocket } from 'ws';
 import type { WorkerPool } from '../pool/types.js';
+import { urlHost } from '../pool/urls.js';
 import { CloseCode } from '../protocol/close-codes.js';
 import type { Logger } from '../util/logger.js';
 import type { GatewaySettings } from './config.js';
@@ -43,8 +44,8 @@ export interface Gateway {
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const { settings, pool, log } = options;
   const metrics = createMetrics(pool);
-  const active = new Set<GatewayConversation>();
-  const sockets = new Set<WebSocket>();
+  /** Live and queued conversations, by the socket each one runs on. */
+  const conversations = new Map<WebSocket, GatewayConversation>();
   // Fastify's own request log is noise next to the conversation log; errors still surface through `log`.
   const app = Fastify({ logger: false, https: readTls(settings) });
 
@@ -63,12 +64,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   const chat = (legacy: boolean) => (socket: WebSocket, req: { url: string }) => {
     const conversation = new GatewayConversation(socket, new URL(req.url, 'http://gateway'), legacy, { pool, settings, metrics, log });
-    active.add(conversation);
-    sockets.add(socket);
-    socket.once('close', () => {
-      active.delete(conversation);
-      sockets.delete(socket);
-    });
+    conversations.set(socket, conversation);
+    socket.once('close', () => conversations.delete(socket));
     conversation.run().catch((err) => {
       log.error({ err, session: conversation.id }, 'conversation failed');
       socket.terminate();
@@ -83,7 +80,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     reply.code(ready ? 200 : 503).send({
       status: ready ? 'ok' : 'starting',
       engine: options.engineLabel,
-      conversations: active.size,
+      conversations: conversations.size,
       pool: snapshot,
     });
   });
@@ -94,8 +91,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   await app.listen({ host: settings.host, port: settings.port });
   const port = (app.server.address() as AddressInfo).port;
-  const host = settings.host.includes(':') ? `[${settings.host}]` : settings.host;
-  const url = `${settings.tlsCert ? 'https' : 'http'}://${host}:${port}`;
+  const url = `${settings.tlsCert ? 'https' : 'http'}://${urlHost(settings.host)}:${port}`;
   log.info({ url, app: hasApp ? staticDir : 'placeholder' }, 'gateway listening');
 
   return {
@@ -103,9 +99,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     port,
     url,
     metrics,
-    conversations: () => active.size,
+    conversations: () => conversations.size,
     async close() {
-      for (const socket of sockets) socket.close(CloseCode.GoingAway, 'gateway shutting down');
+      for (const socket of conversations.keys()) socket.close(CloseCode.GoingAway, 'gateway shutting down');
       await app.close();
     },
   };

@@ -10,6 +10,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rename, stat, truncate, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { once } from 'node:events';
+import { networkErrorCode } from '../util/network-error.js';
 
 export interface DownloadProgress {
   url: string;
@@ -67,18 +68,8 @@ const NETWORK_CODES: Record<string, string> = {
   UND_ERR_SOCKET: 'the connection broke',
 };
 
-function causeCode(err: unknown): string | undefined {
-  let e: unknown = err;
-  for (let i = 0; i < 4 && e && typeof e === 'object'; i++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string') return code;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return undefined;
-}
-
 function describeNetworkError(url: string, err: unknown): DownloadError {
-  const code = causeCode(err);
+  const code = networkErrorCode(err);
   const host = (() => {
     try {
       return new URL(url).host;
@@ -128,18 +119,14 @@ export async function downloadFile(opts: DownloadOptions): Promise<DownloadResul
   const onOuterAbort = () => controller.abort(opts.signal?.reason);
   if (opts.signal?.aborted) throw new DownloadError(`Download of ${url} was cancelled`, 'aborted');
   opts.signal?.addEventListener('abort', onOuterAbort, { once: true });
-  let idleTimer: NodeJS.Timeout | undefined;
   let timedOut = false;
-  const armIdle = () => {
-    clearTimeout(idleTimer);
-    idleTimer = setTimeout(() => {
-      timedOut = true;
-      controller.abort(new Error('idle timeout'));
-    }, idleTimeoutMs);
-  };
+  // One timer for the whole download, pushed back on every chunk.
+  const idleTimer = setTimeout(() => {
+    timedOut = true;
+    controller.abort(new Error('idle timeout'));
+  }, idleTimeoutMs);
 
   try {
-    armIdle();
     let response: Response;
     try {
       response = await fetchImpl(url, {
@@ -181,7 +168,7 @@ export async function downloadFile(opts: DownloadOptions): Promise<DownloadResul
       let sinceStart = 0;
       try {
         for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-          armIdle();
+          idleTimer.refresh();
           received += chunk.byteLength;
           sinceStart += chunk.byteLength;
           if (!out.write(chunk)) await once(out, 'drain');

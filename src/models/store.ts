@@ -1,12 +1,12 @@
 /**
  * Installs registry models into the cache and answers "is it there?".
  */
-import { spawn } from 'node:child_process';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MANIFEST_FILE, modelCacheDir, modelDir } from './cache.js';
 import { downloadFile, DownloadError, type DownloadProgress } from './download.js';
 import { mirroredUrl } from './mirror.js';
+import { runCommand } from '../util/run-command.js';
 import { findModel, MODELS, modelSize, type ModelSpec } from './registry.js';
 
 export interface ModelProgress {
@@ -64,20 +64,12 @@ export async function installedModelDir(name: string, cacheDir = modelCacheDir()
   return modelDir(cacheDir, name);
 }
 
-function untar(archive: string, into: string, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    // The system tar (GNU tar, bsdtar on macOS and Windows 10+) reads bzip2; no npm package we trust does.
-    const child = spawn('tar', ['-xjf', archive, '-C', into], { stdio: ['ignore', 'ignore', 'pipe'], signal });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => {
-      if (stderr.length < 4000) stderr += d.toString();
-    });
-    child.on('error', (err) => reject(new DownloadError(`Cannot unpack ${archive}: ${err.message} (is \`tar\` installed?)`, 'io', { cause: err })));
-    child.on('close', (code) => {
-      if (code === 0) resolve();
-      else reject(new DownloadError(`Cannot unpack ${archive}: tar exited with ${code}: ${stderr.trim()}`, 'io'));
-    });
+async function untar(archive: string, into: string, signal?: AbortSignal): Promise<void> {
+  // The system tar (GNU tar, bsdtar on macOS and Windows 10+) reads bzip2; no npm package we trust does.
+  const { code, stderr } = await runCommand('tar', ['-xjf', archive, '-C', into], { signal, stderrLimit: 4000 }).catch((err: Error) => {
+    throw new DownloadError(`Cannot unpack ${archive}: ${err.message} (is \`tar\` installed?)`, 'io', { cause: err });
   });
+  if (code !== 0) throw new DownloadError(`Cannot unpack ${archive}: tar exited with ${code}: ${stderr.trim()}`, 'io');
 }
 
 /**

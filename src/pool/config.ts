@@ -147,7 +147,7 @@ function checkConsistency(c: ParsedBase, ctx: z.RefinementCtx): void {
     if (gpus.length && c.maxWorkers !== undefined && c.maxWorkers > gpuSlots) {
       issue(['maxWorkers'], `is ${c.maxWorkers} but ${gpus.length} GPU(s) × workersPerGpu ${c.local.workersPerGpu} give room for ${gpuSlots}; lower it, list more GPUs or raise workersPerGpu`);
     }
-    const maxWorkers = c.maxWorkers ?? (gpus.length ? gpuSlots : DEFAULT_LOCAL_MAX_WORKERS);
+    const maxWorkers = c.maxWorkers ?? defaultLocalMaxWorkers(c.local);
     if (c.warm > maxWorkers) issue(['warm'], `is ${c.warm} but at most ${maxWorkers} worker(s) may run (maxWorkers); lower warm or raise maxWorkers`);
     if (c.local.restart.maxDelaySeconds < c.local.restart.initialDelaySeconds) {
       issue(['local', 'restart', 'maxDelaySeconds'], 'must not be below initialDelaySeconds');
@@ -163,12 +163,18 @@ function checkConsistency(c: ParsedBase, ctx: z.RefinementCtx): void {
   }
 }
 
+/** Without maxWorkers: one worker per GPU slot, or DEFAULT_LOCAL_MAX_WORKERS where no GPUs are listed. */
+function defaultLocalMaxWorkers(local: { gpus?: readonly unknown[]; workersPerGpu: number }): number {
+  const gpus = local.gpus?.length ?? 0;
+  return gpus ? gpus * local.workersPerGpu : DEFAULT_LOCAL_MAX_WORKERS;
+}
+
 function resolve(c: ParsedBase): PoolConfig {
   const common = { warm: c.warm, idleTimeoutSeconds: c.idleTimeoutSeconds, maxQueue: c.maxQueue };
   if (c.provider === 'local') {
     const local = c.local!;
     const gpus = local.gpus?.length ? local.gpus : undefined;
-    const maxWorkers = c.maxWorkers ?? (gpus ? gpus.length * local.workersPerGpu : DEFAULT_LOCAL_MAX_WORKERS);
+    const maxWorkers = c.maxWorkers ?? defaultLocalMaxWorkers(local);
     return { provider: 'local', ...common, maxWorkers, local: { ...local, gpus } };
   }
   const remote = c.remote!;

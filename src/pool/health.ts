@@ -8,6 +8,7 @@
  * them (a 404 included) means "ready"; such a worker cannot tell us when it
  * is free again, which the pool learns from `healthEndpoint: false`.
  */
+import { networkErrorCode } from '../util/network-error.js';
 
 export type Probe =
   | { kind: 'ready'; healthEndpoint: boolean }
@@ -84,9 +85,9 @@ function describeProgress(progress: unknown): string | undefined {
 }
 
 function networkReason(err: unknown): string {
-  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-  if (cause?.code === 'ECONNREFUSED') return 'connection refused (not listening yet, or not running)';
-  if (cause?.code === 'ENOTFOUND' || cause?.code === 'EAI_AGAIN') return 'host name not found';
-  if (cause?.code === 'ECONNRESET') return 'connection reset';
-  return cause?.message ?? (err as Error).message;
+  const code = networkErrorCode(err);
+  if (code === 'ECONNREFUSED') return 'connection refused (not listening yet, or not running)';
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'host name not found';
+  if (code === 'ECONNRESET') return 'connection reset';
+  return (err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message;
 }

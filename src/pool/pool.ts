@@ -9,6 +9,7 @@
  * `busy` in the same step, so two leases can never share a worker.
  */
 import type { Logger } from 'pino';
+import { RepeatingPass } from '../util/repeating-pass.js';
 import type { ManagedWorker, ProviderEvents, WorkerProvider } from './providers/provider.js';
 import {
   NoWorkersError,
@@ -83,8 +84,7 @@ export class Pool implements WorkerPool {
   /** Set the moment close() is called; the provider reports its workers stopping while #closing runs. */
   #closed = false;
   #closing?: Promise<void>;
-  #pumping = false;
-  #pumpAgain = false;
+  readonly #pumping = new RepeatingPass();
   #changeScheduled = false;
 
   constructor(
@@ -125,11 +125,9 @@ export class Pool implements WorkerPool {
       if (idle) return Promise.resolve(this.#lease(idle));
     }
     if (!this.#canEverServe()) return Promise.reject(new NoWorkersError(this.#whyNoWorkers()));
-    // Callers a starting (or soon free) worker will serve do not count against maxQueue: it caps waiting for busy workers.
     // A retry (front) was let in once already and is not turned away now.
-    const soon = this.#comingCount() + this.#launchableCount();
-    const waitingForBusy = this.#queue.length - soon;
-    if (!options.front && waitingForBusy + 1 > this.settings.maxQueue) {
+    const waitingForBusy = this.#waitingForBusy();
+    if (!options.front && waitingForBusy >= this.settings.maxQueue) {
       return Promise.reject(new QueueFullError(Math.max(0, waitingForBusy), this.settings.maxQueue));
     }
 
@@ -157,13 +155,12 @@ export class Pool implements WorkerPool {
   snapshot(): PoolSnapshot {
     const workers = [...this.#provider.workers()].map((w) => ({ ...w.info }));
     const hasIdle = workers.some((w) => w.state === 'idle');
-    const room = this.settings.maxQueue + this.#comingCount() + this.#launchableCount();
     return {
       workers,
       queued: this.#queue.length,
       maxQueue: this.settings.maxQueue,
       maxWorkers: this.settings.maxWorkers,
-      accepting: !this.#closed && this.#canEverServe() && (hasIdle || this.#queue.length < room),
+      accepting: !this.#closed && this.#canEverServe() && (hasIdle || this.#waitingForBusy() < this.settings.maxQueue),
     };
   }
 
@@ -192,25 +189,16 @@ export class Pool implements WorkerPool {
   }
 
   #pump(): void {
-    if (this.#pumping) {
-      this.#pumpAgain = true;
-      return;
-    }
-    this.#pumping = true;
-    try {
-      do {
-        this.#pumpAgain = false;
-        if (this.#closed) break;
-        this.#serveWaiters();
-        this.#scaleUp();
-        this.#turnAwayIfHopeless();
-        this.#tellWarming();
-        this.#timeIdleWorkers();
-      } while (this.#pumpAgain);
-    } finally {
-      this.#pumping = false;
-    }
-    this.#changed();
+    const ran = this.#pumping.run(() => {
+      if (this.#closed) return;
+      this.#serveWaiters();
+      this.#scaleUp();
+      this.#turnAwayIfHopeless();
+      this.#tellWarming();
+      this.#timeIdleWorkers();
+    });
+    // A nested pump only asked the running one to go again; that one reports the change.
+    if (ran) this.#changed();
   }
 
   #serveWaiters(): void {
@@ -238,7 +226,7 @@ export class Pool implements WorkerPool {
 
   /** The first waiters hear what the workers starting for them report, e.g. model loading progress. */
   #tellWarming(): void {
-    const starting = this.#workers().filter((w) => w.info.state === 'starting' || (w.info.state === 'down' && w.recovering));
+    const starting = this.#workers().filter((w) => w.info.state === 'starting' || isRecovering(w));
     const waiters = this.#queue.entries;
     for (let i = 0; i < Math.min(starting.length, waiters.length); i++) {
       const { info } = starting[i];
@@ -348,7 +336,20 @@ export class Pool implements WorkerPool {
 
   /** Workers that are, or soon will be, able to take a conversation without waiting for one to end. */
   #comingCount(): number {
-    return this.#workers().filter((w) => w.info.state === 'starting' || w.info.state === 'resetting' || (w.info.state === 'down' && w.recovering)).length;
+    return this.#workers().filter((w) => w.info.state === 'starting' || w.info.state === 'resetting' || isRecovering(w)).length;
+  }
+
+  /**
+   * Callers a starting (or soon free) worker will serve do not count against
+   * maxQueue: it caps only those left waiting for a busy worker to finish.
+   */
+  #waitingForBusy(): number {
+    return this.#queue.length - this.#comingCount() - this.#launchableCount();
+  }
+
+  /** Stopping workers still hold their port and GPU until they are gone, so they count. */
+  #liveCount(): number {
+    return this.#workers().filter((w) => !w.failure).length;
   }
 
   /** Workers counted for `warm` and idle stops: not given up, not on their way out. */
@@ -359,16 +360,15 @@ export class Pool implements WorkerPool {
   #canLaunch(): boolean {
     if (!this.#provider.launch || this.#closed) return false;
     if (this.#blocked && Date.now() < this.#blocked.until) return false;
-    // Stopping workers still hold their port and GPU until they are gone.
-    return this.#workers().filter((w) => !w.failure).length < this.settings.maxWorkers;
+    return this.#liveCount() < this.settings.maxWorkers;
   }
 
   #launchableCount(): number {
-    return this.#canLaunch() ? this.settings.maxWorkers - this.#workers().filter((w) => !w.failure).length : 0;
+    return this.#canLaunch() ? this.settings.maxWorkers - this.#liveCount() : 0;
   }
 
   #canEverServe(): boolean {
-    return this.#canLaunch() || this.#workers().some((w) => SERVING_STATES.has(w.info.state) || (w.info.state === 'down' && w.recovering));
+    return this.#canLaunch() || this.#workers().some((w) => SERVING_STATES.has(w.info.state) || isRecovering(w));
   }
 
   /** Listeners hear about a burst of changes once, after it. */
@@ -388,4 +388,9 @@ export class Pool implements WorkerPool {
       this.log.error({ err }, 'a pool listener threw');
     }
   }
+}
+
+/** Down, but a restart is already on its way. */
+function isRecovering(worker: ManagedWorker): boolean {
+  return worker.info.state === 'down' && worker.recovering;
 }

@@ -5,7 +5,7 @@
  */
 
 /** Puts brackets around IPv6 literals so they can sit in a URL. */
-function urlHost(host: string): string {
+export function urlHost(host: string): string {
   return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
 }
 

@@ -4,6 +4,7 @@
  * their turn), who go ahead of everyone not so marked. Every waiter hears its
  * 1-based place whenever its place or the length of the line changes.
  */
+import { RepeatingPass } from '../util/repeating-pass.js';
 
 export interface QueueEntry {
   readonly front: boolean;
@@ -52,30 +53,19 @@ export class WaitQueue<E extends QueueEntry> {
     return this.#entries.splice(0);
   }
 
-  #telling = false;
-  #changedWhileTelling = false;
+  readonly #telling = new RepeatingPass();
 
   #tellAll(): void {
     // A waiter may leave (abort) from inside its callback: start over on the new line rather than tell stale places.
-    if (this.#telling) {
-      this.#changedWhileTelling = true;
-      return;
-    }
-    this.#telling = true;
-    try {
-      do {
-        this.#changedWhileTelling = false;
-        const queued = this.#entries.length;
-        for (let i = 0; i < this.#entries.length && !this.#changedWhileTelling; i++) {
-          const entry = this.#entries[i];
-          const position = i + 1;
-          if (entry.told?.position === position && entry.told.queued === queued) continue;
-          entry.told = { position, queued };
-          this.tell(entry, position, queued);
-        }
-      } while (this.#changedWhileTelling);
-    } finally {
-      this.#telling = false;
-    }
+    this.#telling.run(() => {
+      const queued = this.#entries.length;
+      for (let i = 0; i < this.#entries.length && !this.#telling.requested; i++) {
+        const entry = this.#entries[i];
+        const position = i + 1;
+        if (entry.told?.position === position && entry.told.queued === queued) continue;
+        entry.told = { position, queued };
+        this.tell(entry, position, queued);
+      }
+    });
   }
 }

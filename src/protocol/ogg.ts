@@ -60,6 +60,21 @@ export function encodePage(page: OggPage): Uint8Array {
   return out;
 }
 
+/**
+ * Granule position of an encoded page (see encodePage for the layout), or −1
+ * when no packet ends on it. Reads the header only: no capture or CRC check,
+ * for callers that already trust the page and want it cheaply.
+ */
+export function pageGranule(page: Uint8Array): number {
+  if (page.length < 14) return -1;
+  return Number(new DataView(page.buffer, page.byteOffset, page.byteLength).getBigInt64(6, true));
+}
+
+/** Whether an encoded page starts a stream; reads the header flags only, like pageGranule. */
+export function isBosPage(page: Uint8Array): boolean {
+  return page.length > 5 && (page[5] & PageFlag.BeginningOfStream) !== 0;
+}
+
 type ParsedPage = { page: OggPage; size: number } | { incomplete: true } | { error: string };
 
 /** Parses the page starting at `at`, checking its CRC. */

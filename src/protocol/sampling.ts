@@ -125,13 +125,18 @@ export function samplingToQuery(params: SamplingParams, passthrough: [string, st
   return q;
 }
 
+/** A seed drawn the way Kyutai's client draws one per session. */
+export function randomSeed(random: () => number = Math.random): number {
+  return Math.floor(random() * 1_000_000);
+}
+
 /** Kyutai's client defaults, with fresh random seeds as that client draws them per session. */
 export function defaultSamplingParams(random: () => number = Math.random): SamplingParams {
   const out: SamplingParams = {};
   for (const [name, spec] of Object.entries(SAMPLING_PARAMS) as [SamplingParamName, ParamSpec][]) {
     if (spec.kind !== 'string' && spec.default !== undefined) (out as Record<string, number>)[name] = spec.default;
   }
-  out.text_seed = Math.floor(random() * 1_000_000);
-  out.audio_seed = Math.floor(random() * 1_000_000);
+  out.text_seed = randomSeed(random);
+  out.audio_seed = randomSeed(random);
   return out;
 }

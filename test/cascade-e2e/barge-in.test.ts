@@ -5,9 +5,9 @@
  * server sees the connection close mid-answer), and the interruption is
  * answered as the next turn.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { speak } from '../helpers/speech.js';
-import { newMarker, processesWithMarker, startCascadeSystem, untilReady, type CascadeSystem } from './harness.js';
+import { useCascadeSystem } from './use-system.js';
 import { converse, ms, samplesOf, Script, trimSilence, words } from './voice.js';
 import { rms } from '../../src/audio/pcm.js';
 
@@ -21,20 +21,8 @@ const LONG_ANSWER =
 const INTERRUPTION = 'Wait, stop. I have another question.';
 const SECOND_ANSWER = 'Sure, what is it?';
 
-const marker = newMarker();
-let system: CascadeSystem;
-
-beforeAll(async () => {
-  system = await startCascadeSystem({
-    lm: { reply: (messages) => (words(messages.at(-1)!.content).includes('rome') ? LONG_ANSWER : SECOND_ANSWER), wordDelayMs: 60 },
-    marker,
-  });
-  await untilReady(system);
-});
-
-afterAll(async () => {
-  await system?.close();
-  expect(processesWithMarker(marker)).toEqual([]);
+const system = useCascadeSystem({
+  lm: { reply: (messages) => (words(messages.at(-1)!.content).includes('rome') ? LONG_ANSWER : SECOND_ANSWER), wordDelayMs: 60 },
 });
 
 describe('barge-in through the gateway', () => {
@@ -47,7 +35,7 @@ describe('barge-in through the gateway', () => {
     let secondDoneAt: number | undefined;
 
     const { heard, result } = await converse({
-      url: system.chatUrl,
+      url: system().chatUrl,
       maxMs: 25_000,
       mic: (at, h) => {
         // Cut in one second after the reply became audible.
@@ -86,8 +74,8 @@ describe('barge-in through the gateway', () => {
     expect(after).toBeLessThan(before / 30); // a drop of more than 30 dB
 
     // The model request that was streaming the long answer was cancelled when the flush happened.
-    const cut = system.lm.requests.find((r) => r.abortedByClient && words(r.messages.at(-1)!.content).includes('rome') && r.endedAt! > flush!.wallMs - 500);
-    expect(cut, `requests: ${JSON.stringify(system.lm.requests.map((r) => ({ words: r.wordsSent, aborted: r.abortedByClient })))}`).toBeDefined();
+    const cut = system().lm.requests.find((r) => r.abortedByClient && words(r.messages.at(-1)!.content).includes('rome') && r.endedAt! > flush!.wallMs - 500);
+    expect(cut, `requests: ${JSON.stringify(system().lm.requests.map((r) => ({ words: r.wordsSent, aborted: r.abortedByClient })))}`).toBeDefined();
     expect(cut!.wordsSent).toBeLessThan(words(LONG_ANSWER).length);
     expect(Math.abs(cut!.endedAt! - flush!.wallMs)).toBeLessThan(500);
 
@@ -97,7 +85,7 @@ describe('barge-in through the gateway', () => {
     const heardWords = words(String(interrupted!.value.text));
     expect(heardWords.length).toBeGreaterThan(0);
     expect(words(LONG_ANSWER).slice(0, heardWords.length)).toEqual(heardWords);
-    const followUp = system.lm.requests.at(-1)!;
+    const followUp = system().lm.requests.at(-1)!;
     expect(followUp.messages.some((m) => m.role === 'assistant' && m.content.endsWith('…'))).toBe(true);
     expect(heard.text()).toContain(SECOND_ANSWER);
   });

@@ -7,7 +7,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { speak } from '../helpers/speech.js';
-import { newMarker, processesWithMarker, startCascadeSystem, untilReady, type CascadeSystem } from './harness.js';
+import { newMarker, processesWithMarker } from '../helpers/processes.js';
+import { startCascadeSystem, untilReady, type CascadeSystem } from './harness.js';
 import { CHUNK, converse, samplesOf, Script, trimSilence, type Heard } from './voice.js';
 import { rms } from '../../src/audio/pcm.js';
 

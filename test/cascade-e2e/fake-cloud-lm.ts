@@ -17,9 +17,7 @@ export interface FakeRequest {
   model: string;
   messages: FakeMessage[];
   auth?: string;
-  /** performance.now() when the request arrived, when its first word went out, and when it ended. */
-  receivedAt: number;
-  firstWordAt?: number;
+  /** performance.now() when it ended. */
   endedAt?: number;
   /** Words sent before the end. */
   wordsSent: number;
@@ -32,29 +30,22 @@ export interface FakeCloudLmOptions {
   reply: (messages: FakeMessage[]) => string;
   /** Delay before each word, the first one included (a cloud model's token rate). */
   wordDelayMs?: number;
-  /** Extra delay before the first word (time to first token). */
-  firstWordDelayMs?: number;
 }
 
 export interface FakeCloudLm {
   /** Base URL to give as --lm-url, e.g. http://127.0.0.1:1234/v1 */
   url: string;
   readonly requests: FakeRequest[];
-  options: FakeCloudLmOptions;
-  /** Resolves once a request has ended (completed or aborted). */
-  ended(index: number, timeoutMs?: number): Promise<FakeRequest>;
   close(): Promise<void>;
 }
 
 /** Words with their following space, so that joining the pieces gives the text back. */
-export function wordPieces(text: string): string[] {
+function wordPieces(text: string): string[] {
   return text.split(/(?<= )/).filter((p) => p !== '');
 }
 
 export async function startFakeCloudLm(options: FakeCloudLmOptions): Promise<FakeCloudLm> {
   const requests: FakeRequest[] = [];
-  const endWaiters = new Set<() => void>();
-  const state = { options };
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (req.method !== 'POST' || req.url !== '/v1/chat/completions') {
@@ -64,27 +55,20 @@ export async function startFakeCloudLm(options: FakeCloudLmOptions): Promise<Fak
     let body = '';
     for await (const chunk of req) body += chunk;
     const parsed = JSON.parse(body) as { model: string; messages: FakeMessage[] };
-    const entry: FakeRequest = { model: parsed.model, messages: parsed.messages, auth: req.headers.authorization, receivedAt: performance.now(), wordsSent: 0, abortedByClient: false };
+    const entry: FakeRequest = { model: parsed.model, messages: parsed.messages, auth: req.headers.authorization, wordsSent: 0, abortedByClient: false };
     requests.push(entry);
-    const finish = () => {
-      if (entry.endedAt !== undefined) return;
-      entry.endedAt = performance.now();
-      for (const w of endWaiters) w();
-    };
     res.on('close', () => {
       if (!res.writableEnded) entry.abortedByClient = true;
-      finish();
+      entry.endedAt ??= performance.now();
     });
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     res.write(`data: ${JSON.stringify({ choices: [{ index: 0, delta: { role: 'assistant' } }] })}\n\n`);
-    const { reply, wordDelayMs = 30, firstWordDelayMs = 0 } = state.options;
+    const { reply, wordDelayMs = 30 } = options;
     const pieces = wordPieces(reply(parsed.messages));
-    await sleep(firstWordDelayMs);
     for (const piece of pieces) {
       await sleep(wordDelayMs);
       if (res.destroyed) return;
       res.write(`data: ${JSON.stringify({ choices: [{ index: 0, delta: { content: piece }, finish_reason: null }] })}\n\n`);
-      entry.firstWordAt ??= performance.now();
       entry.wordsSent++;
     }
     res.write(`data: ${JSON.stringify({ choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })}\n\n`);
@@ -100,30 +84,6 @@ export async function startFakeCloudLm(options: FakeCloudLmOptions): Promise<Fak
   return {
     url: `http://127.0.0.1:${port}/v1`,
     requests,
-    get options() {
-      return state.options;
-    },
-    set options(value: FakeCloudLmOptions) {
-      state.options = value;
-    },
-    ended(index, timeoutMs = 10_000) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          const r = requests[index];
-          if (r?.endedAt !== undefined) {
-            endWaiters.delete(check);
-            clearTimeout(timer);
-            resolve(r);
-          }
-        };
-        const timer = setTimeout(() => {
-          endWaiters.delete(check);
-          reject(new Error(`the fake cloud LM's request ${index} did not end within ${timeoutMs} ms (${requests.length} requests seen)`));
-        }, timeoutMs);
-        endWaiters.add(check);
-        check();
-      });
-    },
     close() {
       server.closeAllConnections();
       return new Promise((resolve) => server.close(() => resolve()));

@@ -14,6 +14,7 @@ import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { findModel } from '../../src/models/registry.js';
+import { writeRangeHead } from '../helpers/http-range.js';
 
 export interface HostRequest {
   path: string;
@@ -64,15 +65,8 @@ export async function startFakeModelHost(options: FakeModelHostOptions): Promise
   let broken = false;
 
   async function send(res: ServerResponse, body: Buffer, range: string | undefined, cutAfter?: number): Promise<void> {
-    const m = range?.match(/^bytes=(\d+)-$/);
-    const start = m ? Number(m[1]) : 0;
-    if (start >= body.length && m) {
-      res.writeHead(416, { 'content-range': `bytes */${body.length}` }).end();
-      return;
-    }
-    const headers: Record<string, string | number> = { 'content-type': 'application/octet-stream', 'content-length': body.length - start };
-    if (m) headers['content-range'] = `bytes ${start}-${body.length - 1}/${body.length}`;
-    res.writeHead(m ? 206 : 200, headers);
+    const start = writeRangeHead(res, body, range, { 'content-type': 'application/octet-stream' });
+    if (start === undefined) return;
     const step = options.bytesPer100Ms ?? body.length;
     for (let pos = start; pos < body.length; pos += step) {
       if (res.destroyed) return;

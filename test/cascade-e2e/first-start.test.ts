@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findModel } from '../../src/models/registry.js';
 import { mirrorPath, startFakeModelHost, type FakeModelHost } from './fake-model-host.js';
-import { newMarker, processesWithMarker, startCascadeSystem, type CascadeSystem } from './harness.js';
+import { newMarker, processesWithMarker } from '../helpers/processes.js';
+import { startCascadeSystem, type CascadeSystem } from './harness.js';
 import { converse, samplesOf } from './voice.js';
 
 const READY_TIMEOUT_S = 3;

@@ -7,7 +7,8 @@
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { cliCommand, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { cliCommand, eventually, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { MARKER_VARIABLE } from '../helpers/processes.js';
 import { startFakeCloudLm, type FakeCloudLm, type FakeCloudLmOptions } from './fake-cloud-lm.js';
 import { shellQuote } from '../../src/util/shell-quote.js';
 
@@ -16,8 +17,6 @@ export interface CascadeSystem {
   gateway: TestGateway;
   /** ws://…/api/chat of the gateway. */
   chatUrl: string;
-  /** Pid of the worker process (once started). */
-  workerPid(): number | undefined;
   close(): Promise<void>;
 }
 
@@ -25,8 +24,6 @@ export interface CascadeSystemOptions {
   lm: FakeCloudLmOptions;
   /** Engine settings handed down as `quillman serve` does (QUILLMAN_ENGINE_SETTINGS), e.g. { idlePromptAfterMs: 0 }. */
   cascade?: Record<string, unknown>;
-  /** Run the language model locally on this .gguf file (--gguf) instead of asking the fake cloud API. */
-  gguf?: string;
   /** The voice (--tts); flite by default. */
   tts?: string;
   /** Extra `quillman worker` flags. */
@@ -38,13 +35,9 @@ export interface CascadeSystemOptions {
   marker: string;
 }
 
-export { newMarker, processesWithMarker } from '../helpers/processes.js';
-
-
 export async function startCascadeSystem(options: CascadeSystemOptions): Promise<CascadeSystem> {
   const lm = await startFakeCloudLm(options.lm);
-  const model = options.gguf ? `--gguf ${shellQuote(options.gguf)}` : `--lm-url ${shellQuote(lm.url)}`;
-  const flags = `${model} --stt pocketsphinx --tts ${options.tts ?? 'flite'} ${options.workerFlags ?? ''}`.trim();
+  const flags = `--lm-url ${shellQuote(lm.url)} --stt pocketsphinx --tts ${options.tts ?? 'flite'} ${options.workerFlags ?? ''}`.trim();
   let gateway: TestGateway;
   try {
     gateway = await startTestGateway({
@@ -57,7 +50,7 @@ export async function startCascadeSystem(options: CascadeSystemOptions): Promise
           stopGraceSeconds: 3,
           env: {
             QUILLMAN_ENGINE_SETTINGS: JSON.stringify({ name: 'cascade', cascade: { idlePromptAfterMs: 0, ...options.cascade } }),
-            QUILLMAN_POOL_TEST_MARKER: options.marker,
+            [MARKER_VARIABLE]: options.marker,
             ...options.env,
           },
         },
@@ -71,7 +64,6 @@ export async function startCascadeSystem(options: CascadeSystemOptions): Promise
     lm,
     gateway,
     chatUrl: gateway.chatUrl,
-    workerPid: () => gateway.pool.snapshot().workers.find((w) => w.pid !== undefined)?.pid,
     async close() {
       try {
         await gateway.close();
@@ -84,11 +76,10 @@ export async function startCascadeSystem(options: CascadeSystemOptions): Promise
 
 /** Waits until the pool has a ready worker (so a test's stream clock does not include the worker's start). */
 export async function untilReady(system: CascadeSystem, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!system.gateway.pool.snapshot().workers.some((w) => w.state === 'idle')) {
-    if (Date.now() > deadline) throw new Error(`no worker became ready within ${timeoutMs} ms: ${JSON.stringify(system.gateway.pool.snapshot().workers)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const idle = () => system.gateway.pool.snapshot().workers.some((w) => w.state === 'idle');
+  await eventually(idle, timeoutMs, 'a ready worker').catch((err: Error) => {
+    throw new Error(`${err.message}: ${JSON.stringify(system.gateway.pool.snapshot().workers)}`);
+  });
 }
 
 
@@ -113,6 +104,3 @@ function clockTicks(): number {
   }
   return ticksPerSecond;
 }
-
-/** A port on 127.0.0.1 that nothing listens on (just released by the OS). */
-export { freePort as closedPort } from '../helpers/net.js';

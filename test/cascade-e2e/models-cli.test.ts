@@ -14,7 +14,7 @@ import { mirroredUrl } from '../../src/models/mirror.js';
 import { findModel, MODELS } from '../../src/models/registry.js';
 import { CLI_ARGS, REPO } from '../helpers/gateway.js';
 import { mirrorPath, startFakeModelHost, type FakeModelHost } from './fake-model-host.js';
-import { closedPort } from './harness.js';
+import { freePort } from '../helpers/net.js';
 
 interface Run {
   code: number;
@@ -105,7 +105,7 @@ describe('quillman models (CLI) against a fake model host', () => {
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('QUILLMAN_MODEL_MIRROR="ftp://mirror" is not an http(s) URL');
 
-    const down = await cli(['models', 'pull', STT], { ...env(), QUILLMAN_MODEL_MIRROR: `http://127.0.0.1:${await closedPort()}` });
+    const down = await cli(['models', 'pull', STT], { ...env(), QUILLMAN_MODEL_MIRROR: `http://127.0.0.1:${await freePort()}` });
     expect(down.code).toBe(1);
     expect(down.stdout).toMatch(/the connection was refused \(ECONNREFUSED\)\. Check that this machine can reach 127\.0\.0\.1:\d+.*QUILLMAN_MODEL_MIRROR/);
   });

@@ -5,31 +5,20 @@
  * message. Saying goodbye gets the farewell, spoken to its end, then the
  * conversation closes with 4005 (ended by the engine).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CloseCode } from '../../src/protocol/close-codes.js';
 import { speak } from '../helpers/speech.js';
-import { newMarker, processesWithMarker, startCascadeSystem, untilReady, type CascadeSystem } from './harness.js';
+import { shellQuote } from '../../src/util/shell-quote.js';
+import { useCascadeSystem } from './use-system.js';
 import { converse, samplesOf, Script, trimSilence, words } from './voice.js';
 
 const SERVER_PERSONA = 'You are Ada, a patient maths tutor.';
 const CLIENT_PERSONA = 'You are Captain Hook, a pirate who loves the sea. Answer like a pirate.';
 const FAREWELL = 'Goodbye! It was nice talking with you.';
 
-const marker = newMarker();
-let system: CascadeSystem;
-
-beforeAll(async () => {
-  system = await startCascadeSystem({
-    lm: { reply: () => 'My name is Hook, and I sail the seven seas.', wordDelayMs: 30 },
-    workerFlags: `--persona '${SERVER_PERSONA}'`,
-    marker,
-  });
-  await untilReady(system);
-});
-
-afterAll(async () => {
-  await system?.close();
-  expect(processesWithMarker(marker)).toEqual([]);
+const system = useCascadeSystem({
+  lm: { reply: () => 'My name is Hook, and I sail the seven seas.', wordDelayMs: 30 },
+  workerFlags: `--persona ${shellQuote(SERVER_PERSONA)}`,
 });
 
 /** Says each clip in turn, waiting for the bot to finish answering in between; stops when the server closes. */
@@ -51,11 +40,11 @@ function dialogue(clips: Float32Array[]) {
 describe('persona and goodbye through the gateway', () => {
   it('gives the model the --persona of the worker by default', async () => {
     const question = trimSilence(await speak('What is your name?'));
-    const before = system.lm.requests.length;
+    const before = system().lm.requests.length;
     const mic = dialogue([question]);
     let doneAt: number | undefined;
     const { result } = await converse({
-      url: system.chatUrl,
+      url: system().chatUrl,
       maxMs: 15_000,
       mic: (at, h) => {
         if (doneAt === undefined && h.eventsOf('turn').some((e) => e.value.state === 'listening')) doneAt = at;
@@ -63,7 +52,7 @@ describe('persona and goodbye through the gateway', () => {
       },
     });
     expect(result.errors).toEqual([]);
-    const asked = system.lm.requests.slice(before);
+    const asked = system().lm.requests.slice(before);
     expect(asked.length).toBeGreaterThan(0);
     for (const r of asked) expect(r.messages[0]).toEqual({ role: 'system', content: SERVER_PERSONA });
   });
@@ -71,16 +60,16 @@ describe('persona and goodbye through the gateway', () => {
   it("uses the client's persona parameter instead, and ends with 4005 after the farewell when the user says goodbye", async () => {
     const question = trimSilence(await speak('What is your name?'));
     const goodbye = trimSilence(await speak('Goodbye.'));
-    const before = system.lm.requests.length;
+    const before = system().lm.requests.length;
     const { heard, result } = await converse({
-      url: system.chatUrl,
+      url: system().chatUrl,
       params: { persona: CLIENT_PERSONA },
       maxMs: 25_000,
       mic: dialogue([question, goodbye]),
     });
 
     // The model saw the client's persona as its system message, and was not asked about the goodbye.
-    const asked = system.lm.requests.slice(before);
+    const asked = system().lm.requests.slice(before);
     expect(asked.length).toBeGreaterThan(0);
     for (const r of asked) expect(r.messages[0]).toEqual({ role: 'system', content: CLIENT_PERSONA });
     expect(asked.some((r) => words(r.messages.at(-1)!.content).includes('goodbye'))).toBe(false);

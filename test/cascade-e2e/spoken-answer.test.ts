@@ -4,27 +4,16 @@
  * transcripts, the model is asked exactly that, and the reply audio, run
  * through an independent recogniser, says what the model wrote.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { speak } from '../helpers/speech.js';
-import { newMarker, processesWithMarker, startCascadeSystem, untilReady, type CascadeSystem } from './harness.js';
+import { useCascadeSystem } from './use-system.js';
 import { converse, ms, recognise, samplesOf, Script, trimSilence, wordOverlap, words } from './voice.js';
 
 const QUESTION = 'What is the capital of France?';
 const ANSWER = 'The capital of France is Paris. It sits on the river Seine and is famous for its museums.';
 const UNRELATED = 'Bananas grow in warm tropical gardens beside quiet lakes.';
 
-const marker = newMarker();
-let system: CascadeSystem;
-
-beforeAll(async () => {
-  system = await startCascadeSystem({ lm: { reply: () => ANSWER, wordDelayMs: 30 }, marker });
-  await untilReady(system);
-});
-
-afterAll(async () => {
-  await system?.close();
-  expect(processesWithMarker(marker)).toEqual([]);
-});
+const system = useCascadeSystem({ lm: { reply: () => ANSWER, wordDelayMs: 30 } });
 
 describe('a spoken question through the gateway to a cascade worker', () => {
   it('answers aloud with what the model said, with transcripts of the user and the text of the reply', async () => {
@@ -35,7 +24,7 @@ describe('a spoken question through the gateway to a cascade worker', () => {
     let doneAt: number | undefined;
 
     const { heard, result } = await converse({
-      url: system.chatUrl,
+      url: system().chatUrl,
       maxMs: 20_000,
       mic: (at, h) => {
         // Keep listening until the reply has been spoken to its end, then a little more.
@@ -60,7 +49,7 @@ describe('a spoken question through the gateway to a cascade worker', () => {
     expect(finals[0].atSample).toBeGreaterThanOrEqual(speechEnd);
 
     // The model was asked what the user said (the last request: a speculative one may have been cancelled before).
-    const asked = system.lm.requests.at(-1)!;
+    const asked = system().lm.requests.at(-1)!;
     expect(asked.abortedByClient).toBe(false);
     expect(words(asked.messages.at(-1)!.content)).toEqual(words(finalText));
     expect(asked.messages[0].role).toBe('system');

@@ -92,10 +92,10 @@ export class Heard {
     return last;
   }
 
-  /** When (performance.now()) sample `index` arrived. */
-  arrivalOf(index: number): number | undefined {
-    for (const a of this.arrivals) if (index >= a.atSample && index < a.atSample + a.length) return a.wallMs;
-    return undefined;
+  /** When (performance.now()) sample `index` would start playing if the client played each chunk the moment it arrived. */
+  playTime(index: number): number | undefined {
+    const a = this.arrivals.find((c) => index >= c.atSample && index < c.atSample + c.length);
+    return a ? a.wallMs + ms(index - a.atSample) : undefined;
   }
 }
 

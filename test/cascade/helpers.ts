@@ -1,6 +1,6 @@
 /** Shared test tools: generated speech, frame slicing, a recording sink, a scripted LM. */
 import { ENGINE_FRAME_SAMPLES, type EngineEvent, type EngineSink } from '../../src/engines/engine.js';
-import { concatFloat } from '../../src/audio/pcm.js';
+import { concatFloat, rms } from '../../src/audio/pcm.js';
 import { speak as speakShared, type Synth } from '../helpers/speech.js';
 import { estimateTokens, type ChatMessage, type LmSession, type LmStage } from '../../src/engines/cascade/lm/types.js';
 import { pino } from 'pino';
@@ -18,10 +18,6 @@ export function silence(ms: number, rate = 24_000): Float32Array {
 
 export const concat = (...parts: Float32Array[]): Float32Array => concatFloat(parts);
 
-export function scale(pcm: Float32Array, gain: number): Float32Array {
-  return pcm.map((v) => v * gain);
-}
-
 export function toFrames(pcm: Float32Array): Float32Array[] {
   const frames: Float32Array[] = [];
   for (let i = 0; i < pcm.length; i += ENGINE_FRAME_SAMPLES) {
@@ -30,12 +26,6 @@ export function toFrames(pcm: Float32Array): Float32Array[] {
     frames.push(f);
   }
   return frames;
-}
-
-export function frameRms(f: Float32Array): number {
-  let s = 0;
-  for (const v of f) s += v * v;
-  return Math.sqrt(s / f.length);
 }
 
 /** Records everything the engine sends, tagged with the output frame index it came with. */
@@ -63,7 +53,7 @@ export class RecordingSink implements EngineSink {
   }
   /** Indices of output frames that carry reply audio. */
   voicedFrames(threshold = 1e-4): number[] {
-    return this.frames.flatMap((f, i) => (frameRms(f) > threshold ? [i] : []));
+    return this.frames.flatMap((f, i) => (rms(f) > threshold ? [i] : []));
   }
   replyText(): string {
     return this.texts.map((t) => t.text).join('');

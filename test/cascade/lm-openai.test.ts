@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chatCompletionsUrl, openAiLm, sseData } from '../../src/engines/cascade/lm/openai.js';
 import type { ChatMessage } from '../../src/engines/cascade/lm/types.js';
+import { freePort } from '../helpers/net.js';
 import { openHarness, run } from './driver.js';
 import { speak, toFrames } from './helpers.js';
 
@@ -113,10 +114,7 @@ describe('OpenAI-compatible language model (against a local fake cloud API)', ()
   });
 
   it('explains an unreachable endpoint', async () => {
-    const closed = createServer();
-    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
-    const port = (closed.address() as AddressInfo).port;
-    await new Promise<void>((r) => closed.close(() => r()));
+    const port = await freePort();
     const lm = openAiLm({ url: `http://127.0.0.1:${port}/v1`, model: 'm' });
     const session = await lm.createSession();
     await expect(collect(session.generate([{ role: 'user', content: 'x' }], { signal: new AbortController().signal }))).rejects.toThrow(/Cannot reach the language model at 127\.0\.0\.1:\d+ \(ECONNREFUSED\)/);

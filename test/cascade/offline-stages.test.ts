@@ -9,7 +9,8 @@ import { commandAvailable, commandTts } from '../../src/engines/cascade/tts/comm
 import { loadSileroVad } from '../../src/engines/cascade/vad/silero.js';
 import { energyVad } from '../../src/engines/cascade/vad/energy.js';
 import { StreamResampler, resampleClip } from '../../src/engines/cascade/audio/resample.js';
-import { concat, frameRms, silence, speak } from './helpers.js';
+import { rms } from '../../src/audio/pcm.js';
+import { concat, silence, speak } from './helpers.js';
 
 async function recognise(pcm16k: Float32Array) {
   const stage = await loadPocketsphinx();
@@ -67,7 +68,7 @@ describe('command-line voices', () => {
     // flite's slt voice speaks this in about two seconds; at 24 kHz that is ~48k samples.
     expect(pcm.length).toBeGreaterThan(24_000);
     expect(pcm.length).toBeLessThan(24_000 * 5);
-    expect(frameRms(pcm)).toBeGreaterThan(0.01);
+    expect(rms(pcm)).toBeGreaterThan(0.01);
     // It is recognisable after the round trip through the resampler.
     const { final } = await recognise(await resampleClip(pcm, 24_000, 16_000));
     expect(final).toContain('hello');

@@ -17,6 +17,7 @@ import { loadSherpaTts } from '../../src/engines/cascade/tts/sherpa.js';
 import type { ModelSpec } from '../../src/models/registry.js';
 import type { ProgressReport } from '../../src/engines/engine.js';
 import { loadSileroVad, sileroModelPath } from '../../src/engines/cascade/vad/silero.js';
+import { freePort } from '../helpers/net.js';
 import { writeTinyLlamaGguf } from './gguf-writer.js';
 import { concat, quietLogger, RecordingSink, scriptedLm, silence, speak } from './helpers.js';
 
@@ -25,10 +26,7 @@ let deadUrl: string;
 
 beforeAll(async () => {
   cacheDir = mkdtempSync(join(tmpdir(), 'quillman-cache-'));
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  deadUrl = `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
-  await new Promise<void>((r) => s.close(() => r()));
+  deadUrl = `http://127.0.0.1:${await freePort()}`;
 });
 afterAll(() => rmSync(cacheDir, { recursive: true, force: true }));
 

@@ -3,21 +3,35 @@
  * loopback workers as a child process, and headless Debian Chromium with a
  * fake microphone playing a WAV file.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { chromium, type Browser, type BrowserContext } from 'playwright-core';
 import type {} from '../../web/src/test-hook-types.js';
+import { CLI_ARGS, loopbackWorkerCommand, REPO } from '../helpers/gateway.js';
 import { freePort } from '../helpers/net.js';
+import { newestMtime } from '../../scripts/newest-mtime.mjs';
+import { stopProcessGroup } from '../helpers/processes.js';
 
-export { freePort };
-
-export const REPO_ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 export const CHROMIUM = '/usr/bin/chromium';
 
+/** What the web app is built from: its own folder and the protocol code it imports. */
+const WEB_SOURCES = ['web', 'src/protocol'];
+
+/**
+ * Builds dist/web unless it is newer than every source of the app. `npm test`
+ * and `npm run bench` have built it already; a plain `npx vitest run` after
+ * an edit has not, and must not test a stale app.
+ */
+export async function ensureWebApp(): Promise<void> {
+  const index = join(REPO, 'dist/web/index.html');
+  const built = existsSync(index) ? statSync(index).mtimeMs : 0;
+  if (built > Math.max(...WEB_SOURCES.map((s) => newestMtime(join(REPO, s))))) return;
+  await promisify(execFile)(process.execPath, [join(REPO, 'node_modules/vite/bin/vite.js'), 'build', '--config', 'web/vite.config.ts', '--logLevel', 'error'], { cwd: REPO });
+}
 
 export interface Gateway {
   url: string;
@@ -26,32 +40,16 @@ export interface Gateway {
   stop: () => Promise<void>;
 }
 
-/** Starts `quillman serve` with loopback workers and waits until it answers. */
+/** Starts `quillman serve` with loopback workers on an up-to-date build of the app, and waits until it answers. */
 export async function startGateway(options: { loopbackDelayMs: number; textIntervalMs?: number }): Promise<Gateway> {
-  if (!existsSync(join(REPO_ROOT, 'dist/web/index.html'))) throw new Error('dist/web is missing: build the app first (npx vite build --config web/vite.config.ts)');
+  await ensureWebApp();
   const port = await freePort();
   const workerPort = await freePort();
-  const worker = [
-    process.execPath,
-    '--import',
-    'tsx',
-    join(REPO_ROOT, 'src/cli/main.ts'),
-    'worker',
-    '--engine',
-    'loopback',
-    '--host',
-    '127.0.0.1',
-    '--loopback-delay-ms',
-    String(options.loopbackDelayMs),
-    '--loopback-text-interval-ms',
-    String(options.textIntervalMs ?? 240),
-    '--port',
-    '{port}',
-  ].join(' ');
+  const worker = loopbackWorkerCommand(`--host 127.0.0.1 --loopback-delay-ms ${options.loopbackDelayMs} --loopback-text-interval-ms ${options.textIntervalMs ?? 240}`);
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--port', String(port), '--host', '127.0.0.1', '--engine', 'loopback', '--warm', '1', '--worker-base-port', String(workerPort), '--worker-command', worker, '--static-dir', 'dist/web'],
-    { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
+    [...CLI_ARGS, 'serve', '--port', String(port), '--host', '127.0.0.1', '--engine', 'loopback', '--warm', '1', '--worker-base-port', String(workerPort), '--worker-command', worker, '--static-dir', 'dist/web'],
+    { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
   );
   let output = '';
   child.stdout!.on('data', (d) => (output += d));
@@ -71,16 +69,6 @@ export async function startGateway(options: { loopbackDelayMs: number; textInter
   }
   await stop();
   throw new Error(`the gateway did not start serving the app:\n${output.slice(-3000)}`);
-}
-
-/** Stops a detached child and everything it started (its workers). */
-export async function stopProcessGroup(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.pid === undefined) return;
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  process.kill(-child.pid, 'SIGTERM');
-  const timer = setTimeout(() => child.pid !== undefined && child.exitCode === null && process.kill(-child.pid, 'SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
 }
 
 export interface BrowserSession {

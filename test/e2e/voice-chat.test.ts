@@ -3,19 +3,18 @@
  * workers: the fake microphone speaks, the loopback sends it back, and what
  * the page played must be what was spoken, shifted by the loopback's delay.
  */
-import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
 import { encodeHandshake } from '../../src/protocol/index.js';
 import { bestLag, median, rmsOf, windowedCorrelations } from '../helpers/signal.js';
 import { speakToFile, tempDir } from '../helpers/speech.js';
-import { REPO_ROOT, launchBrowser, startGateway, type BrowserSession, type Gateway } from './harness.js';
+import { REPO } from '../helpers/gateway.js';
+import { launchBrowser, startGateway, type BrowserSession, type Gateway } from './harness.js';
 
 const LOOPBACK_DELAY_MS = 200;
 const RATE = 24_000;
@@ -25,7 +24,6 @@ let browser: BrowserSession;
 let cleanupDir: () => Promise<void>;
 
 beforeAll(async () => {
-  await promisify(execFile)(process.execPath, [join(REPO_ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--config', 'web/vite.config.ts', '--logLevel', 'error'], { cwd: REPO_ROOT });
   const dir = await tempDir('quillman-e2e-');
   cleanupDir = dir.cleanup;
   const wav = await speakToFile('Hello. I am testing the voice chat. The quick brown fox jumps over the lazy dog. One, two, three, four, five.', join(dir.path, 'mic.wav'));
@@ -90,7 +88,7 @@ describe('voice chat in the browser', () => {
     const coarse = bestLag(mic, played, minLag, maxLag, 24);
     expect(coarse.lag).toBeGreaterThan(minLag);
     // Half-second windows: a trim or hold (the playout delay moving by a few ms) spoils only the window it falls in.
-    const windows = windowedCorrelations(mic, played, minLag, maxLag, RATE / 2);
+    const windows = windowedCorrelations(mic, played, minLag, maxLag, RATE / 2).map((w) => w.correlation);
     expect(windows.length).toBeGreaterThanOrEqual(2);
     expect(median(windows), `window correlations ${windows.map((c) => c.toFixed(2)).join(' ')}`).toBeGreaterThan(0.7);
 
@@ -98,8 +96,8 @@ describe('voice chat in the browser', () => {
     expect(await page.locator('[data-stat="latency"]').textContent()).toMatch(/^\d+ ms$/);
     expect(await page.locator('[data-stat="reply-lag"]').textContent()).toMatch(/^\d+ ms$/);
 
-    await mkdir(join(REPO_ROOT, 'test-results'), { recursive: true });
-    await page.screenshot({ path: join(REPO_ROOT, 'test-results/web-live.png'), fullPage: true });
+    await mkdir(join(REPO, 'test-results'), { recursive: true });
+    await page.screenshot({ path: join(REPO, 'test-results/web-live.png'), fullPage: true });
 
     await page.getByRole('button', { name: 'Disconnect' }).click();
     await waitForPhase(page, 'ended');
@@ -151,7 +149,7 @@ describe('voice chat in the browser', () => {
     await page.waitForTimeout(7000);
     expect(await page.evaluate(() => window.__quillman!.snapshot().codecs)).toEqual({ encoder: 'wasm', decoder: 'wasm' });
     const { mic, played } = await recordedTracks(page, 4);
-    const windows = windowedCorrelations(mic, played, ((LOOPBACK_DELAY_MS - 80) * RATE) / 1000, ((LOOPBACK_DELAY_MS + 400) * RATE) / 1000, RATE / 2);
+    const windows = windowedCorrelations(mic, played, ((LOOPBACK_DELAY_MS - 80) * RATE) / 1000, ((LOOPBACK_DELAY_MS + 400) * RATE) / 1000, RATE / 2).map((w) => w.correlation);
     expect(windows.length).toBeGreaterThanOrEqual(2);
     expect(median(windows), `window correlations ${windows.map((c) => c.toFixed(2)).join(' ')}`).toBeGreaterThan(0.7);
     await page.getByRole('button', { name: 'Disconnect' }).click();

@@ -69,18 +69,26 @@ export async function startTestGateway(
   };
 }
 
-/** Polls until `check` passes or the time is up. */
-export async function eventually<T>(check: () => T | Promise<T>, timeoutMs = 10_000, what = 'condition'): Promise<T> {
+/**
+ * Polls until `check` gives something other than false, null or undefined (a
+ * throw counts as not yet), or the time is up.
+ */
+export async function eventually<T>(
+  check: () => T | false | null | undefined | Promise<T | false | null | undefined>,
+  timeoutMs = 10_000,
+  what = 'condition',
+  intervalMs = 50,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
     try {
       const value = await check();
-      if (value !== false && value !== undefined) return value;
+      if (value !== false && value !== undefined && value !== null) return value;
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 50));
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
   }
 }

@@ -3,6 +3,7 @@
  * marker in its workers' environment and looks for it in /proc at the end.
  * No vitest import, so benchmarks can use it too.
  */
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 
@@ -29,4 +30,15 @@ export function processesWithMarker(marker: string): number[] {
     }
   }
   return found;
+}
+
+/** Stops a detached child and everything it started (its workers), killing what is still there after `graceMs`. */
+export async function stopProcessGroup(child: ChildProcess, graceMs = 5000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+  const pid = child.pid;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  process.kill(-pid, 'SIGTERM');
+  const timer = setTimeout(() => child.exitCode === null && child.signalCode === null && process.kill(-pid, 'SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
 }

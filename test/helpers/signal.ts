@@ -41,18 +41,26 @@ export function rmsOf(samples: Float32Array): number {
 
 /**
  * Best correlation of each `windowSamples` window of `sent` (where it holds
- * sound) against `received` at lags in [minLag, maxLag]. Matching window by
- * window keeps one playout trim or underrun, which shifts the alignment, from
- * spoiling the whole comparison.
+ * sound) against `received` at lags in [minLag, maxLag], with the window's
+ * start and the lag it matched at. Matching window by window keeps one
+ * playout trim or underrun, which shifts the alignment, from spoiling the
+ * whole comparison.
  */
-export function windowedCorrelations(sent: Float32Array, received: Float32Array, minLag: number, maxLag: number, windowSamples: number): number[] {
-  const out: number[] = [];
+export function windowedCorrelations(
+  sent: Float32Array,
+  received: Float32Array,
+  minLag: number,
+  maxLag: number,
+  windowSamples: number,
+): { at: number; lag: number; correlation: number }[] {
+  const out: { at: number; lag: number; correlation: number }[] = [];
   for (let at = 0; at + windowSamples <= sent.length; at += windowSamples) {
     const a = sent.subarray(at, at + windowSamples);
     if (rmsOf(a) < 0.02) continue;
     const b = received.subarray(at, Math.min(received.length, at + windowSamples + maxLag));
     const coarse = bestLag(a, b, minLag, Math.min(maxLag, b.length - 200), 24);
-    out.push(bestLag(a, b, coarse.lag - 48, coarse.lag + 48).correlation);
+    const { lag, correlation } = bestLag(a, b, coarse.lag - 48, coarse.lag + 48);
+    out.push({ at, lag, correlation });
   }
   return out;
 }

@@ -17,6 +17,7 @@ import { downloadFile, DownloadError, type DownloadProgress } from '../../src/mo
 import { stderrProgressBar } from '../../src/models/progress-bar.js';
 import { MODELS, type ModelSpec } from '../../src/models/registry.js';
 import { ensureModel, installedModelDir, isInstalled, ModelNotInstalledError } from '../../src/models/store.js';
+import { writeRangeHead } from '../helpers/http-range.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const payload = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7919) % 251));
@@ -43,19 +44,8 @@ beforeAll(async () => {
     const url = req.url ?? '';
     requests.push({ url, range: req.headers.range });
     const serve = (body: Buffer, honourRange = true) => {
-      const m = honourRange ? req.headers.range?.match(/^bytes=(\d+)-$/) : null;
-      if (m) {
-        const start = Number(m[1]);
-        if (start >= body.length) {
-          res.writeHead(416, { 'content-range': `bytes */${body.length}` }).end();
-          return;
-        }
-        res.writeHead(206, { 'content-length': body.length - start, 'content-range': `bytes ${start}-${body.length - 1}/${body.length}` });
-        res.end(body.subarray(start));
-        return;
-      }
-      res.writeHead(200, { 'content-length': body.length });
-      res.end(body);
+      const start = writeRangeHead(res, body, honourRange ? req.headers.range : undefined);
+      if (start !== undefined) res.end(body.subarray(start));
     };
     if (url === '/model.bin') return serve(payload);
     if (url === '/tokens.txt') return serve(small);

@@ -2,12 +2,11 @@
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { NoWorkersError } from '../../src/pool/types.js';
-import { usePools, newMarker, nodeCommand, processesWithMarker, waitFor } from './helpers.js';
+import { usePools, never, newMarker, nodeCommand, processesWithMarker, waitFor } from './helpers.js';
 
 const FIXTURES = resolve(import.meta.dirname, 'fixtures');
 const marker = newMarker();
 const startPool = usePools(marker, 20);
-const never = () => new AbortController().signal;
 const FAST_RESTARTS = { initialDelaySeconds: 0.05, maxDelaySeconds: 0.2, maxStartFailures: 3 };
 
 

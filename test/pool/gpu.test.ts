@@ -2,12 +2,11 @@
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Lease } from '../../src/pool/types.js';
-import { usePools, healthOf, healthUrl, newMarker, nodeCommand, waitFor } from './helpers.js';
+import { usePools, never, healthOf, healthUrl, newMarker, nodeCommand, waitFor } from './helpers.js';
 
 const GPU_REPORTER = nodeCommand(resolve(import.meta.dirname, 'fixtures/gpu-reporter.mjs'));
 const marker = newMarker();
 const startPool = usePools(marker, 30, { local: { command: GPU_REPORTER } });
-const never = () => new AbortController().signal;
 
 
 

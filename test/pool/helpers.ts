@@ -1,5 +1,4 @@
 /** Shared by the pool tests: real worker commands, waiting, and proof that no process outlives its test. */
-import { resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { afterAll, afterEach } from 'vitest';
@@ -8,19 +7,16 @@ import type { PoolConfigInput } from '../../src/pool/config.js';
 import { createPool } from '../../src/pool/index.js';
 import type { WorkerPool } from '../../src/pool/types.js';
 import { silentLogger } from '../../src/util/logger.js';
-import { processesWithMarker } from '../helpers/processes.js';
 import { shellQuote } from '../../src/util/shell-quote.js';
+import { CLI_ARGS, eventually, loopbackWorkerCommand } from '../helpers/gateway.js';
+import { MARKER_VARIABLE, processesWithMarker } from '../helpers/processes.js';
 
-export const REPO = resolve(import.meta.dirname, '../..');
-
+/** An acquire that nobody cancels. */
+export const never = () => new AbortController().signal;
 
 /** Our own worker, run from source with the loopback engine: the real thing, minus the models. */
 export function loopbackWorkerArgv(port: number | '{port}'): string[] {
-  return [process.execPath, '--import', 'tsx', resolve(REPO, 'src/cli/main.ts'), 'worker', '--engine', 'loopback', '--port', String(port)];
-}
-
-export function loopbackWorkerCommand(): string {
-  return loopbackWorkerArgv('{port}').map((a) => (a === '{port}' ? a : shellQuote(a))).join(' ');
+  return [process.execPath, ...CLI_ARGS, 'worker', '--engine', 'loopback', '--port', String(port)];
 }
 
 /** `node <script> …` as a command template. */
@@ -32,8 +28,6 @@ export function nodeCommand(script: string, args = '--port {port}'): string {
 export function basePortForFile(offset = 0): number {
   return 30_000 + (process.pid % 400) * 50 + offset;
 }
-
-export { freePort } from '../helpers/net.js';
 
 type PoolSettings = Record<string, unknown> & { local?: Record<string, unknown> };
 
@@ -69,7 +63,7 @@ export function localConfig(overrides: Partial<Record<string, unknown>> & { loca
       readyTimeoutSeconds: 30,
       stopGraceSeconds: 3,
       ...local,
-      env: { QUILLMAN_POOL_TEST_MARKER: marker, ...(local?.env as Record<string, string> | undefined) },
+      env: { [MARKER_VARIABLE]: marker, ...(local?.env as Record<string, string> | undefined) },
     },
   } as PoolConfigInput;
 }
@@ -86,14 +80,9 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-export async function waitFor<T>(what: string, check: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== null && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+/** `eventually` in the pool tests' argument order, with the default and the finer poll their timings were written against. */
+export function waitFor<T>(what: string, check: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 20_000): Promise<T> {
+  return eventually(check, timeoutMs, what, 25);
 }
 
 export function workersIn(pool: WorkerPool, state: string): number {

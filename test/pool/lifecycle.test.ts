@@ -9,6 +9,7 @@ import {
   captureLog,
   isAlive,
   localConfig,
+  never,
   newMarker,
   nodeCommand,
   processesWithMarker,
@@ -17,11 +18,11 @@ import {
   usePools,
   workersIn,
 } from './helpers.js';
+import { MARKER_VARIABLE } from '../helpers/processes.js';
 
 const FIXTURES = resolve(import.meta.dirname, 'fixtures');
 const marker = newMarker();
 const startPool = usePools(marker, 10);
-const never = () => new AbortController().signal;
 
 
 
@@ -137,7 +138,7 @@ describe('worker lifecycle', () => {
     const config = localConfig({ warm: 2, maxWorkers: 2, local: { basePort: basePortForFile(40), stopGraceSeconds: 1 } }, marker);
     const host = spawn(process.execPath, ['--import', 'tsx', resolve(FIXTURES, 'pool-host.ts'), JSON.stringify(config)], {
       stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, QUILLMAN_POOL_TEST_MARKER: marker },
+      env: { ...process.env, [MARKER_VARIABLE]: marker },
     });
     try {
       const [line] = (await once(host.stdout!, 'data')) as [Buffer];

@@ -5,6 +5,7 @@ import {
   usePools, closeConversation,
   healthOf,
   healthUrl,
+  never,
   newMarker,
   openConversation,
   recordStates,
@@ -16,7 +17,6 @@ const marker = newMarker();
 
 
 const startPool = usePools(marker, 0);
-const never = () => new AbortController().signal;
 
 
 describe('queueing', () => {

@@ -8,23 +8,24 @@ import { silentLogger } from '../../src/util/logger.js';
 import {
   closeConversation,
   expectNoProcessesLeft,
-  freePort,
   isAlive,
   loopbackWorkerArgv,
+  never,
   newMarker,
   openConversation,
   recordStates,
   waitFor,
 } from './helpers.js';
+import { freePort } from '../helpers/net.js';
+import { MARKER_VARIABLE } from '../helpers/processes.js';
 
 const marker = newMarker();
 const pools: WorkerPool[] = [];
 const children = new Set<ChildProcess>();
-const never = () => new AbortController().signal;
 
 async function startWorker(port: number): Promise<ChildProcess> {
   const [command, ...args] = loopbackWorkerArgv(port);
-  const child = spawn(command, args, { stdio: 'ignore', env: { ...process.env, QUILLMAN_POOL_TEST_MARKER: marker } });
+  const child = spawn(command, args, { stdio: 'ignore', env: { ...process.env, [MARKER_VARIABLE]: marker } });
   children.add(child);
   child.once('exit', () => children.delete(child));
   await waitFor(`the worker on port ${port}`, () => fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false));

@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OggOpusDecoder, OggOpusEncoder } from '../../src/audio/opus-stream.js';
 import { concatFloat } from '../../src/audio/pcm.js';
-import { readWav, writeWav } from '../../src/audio/wav.js';
+import { decodeWav, readWav, writeWav } from '../../src/audio/wav.js';
 import { oggCrc32 } from '../../src/protocol/ogg-crc.js';
 import { encodePage, OggError, OggOpusDemuxer, OggOpusMuxer, PageFlag, parsePageAt, type DemuxEvent } from '../../src/protocol/ogg.js';
 import { decodeOpusHead, encodeOpusHead, opusPacketDuration } from '../../src/protocol/opus-packet.js';
@@ -217,7 +217,6 @@ describe('interoperability with Debian opus-tools', () => {
 
 describe('WAV files', () => {
   it('reads WAVs whose writer could not fill in the sizes (written to a pipe)', async () => {
-    const { decodeWav } = await import('../../src/audio/wav.js');
     const { encodeWav } = await import('../../src/audio/wav.js');
     const tone = new Float32Array(2400).map((_, i) => 0.5 * Math.sin(i / 4));
     for (const placeholder of [0, 0xffffffff, 0x7ffff000]) {

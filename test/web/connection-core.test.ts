@@ -4,11 +4,11 @@
  */
 import * as opus from '@evan/opus';
 import { describe, expect, it } from 'vitest';
-import { ControlAction, encodeAudio, encodeFrame, encodeHandshake, encodeMetadata, encodeText, encodeError } from '../../src/protocol/index.js';
+import { ControlAction, encodeAudio, encodeFrame, encodeHandshake, encodeMetadata, encodeText, encodeError, pageGranule } from '../../src/protocol/index.js';
 import { floatToInt16 } from '../../src/audio/pcm.js';
 import type { EncoderControl, PlayoutCommand } from '../../web/src/audio/messages.js';
 import { OggOpusStreamDecoder } from '../../web/src/audio/ogg-opus-stream-decoder.js';
-import { OggPageWriter, pageGranule } from '../../web/src/audio/ogg-page-writer.js';
+import { OggPageWriter } from '../../web/src/audio/ogg-page-writer.js';
 import { ConnectionCore, type StreamDecoder } from '../../web/src/connection/connection-core.js';
 import type { ConnectionReport } from '../../web/src/connection/messages.js';
 import { libopus } from './libopus.js';

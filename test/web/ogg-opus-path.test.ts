@@ -7,8 +7,9 @@ import * as opus from '@evan/opus';
 import { describe, expect, it } from 'vitest';
 import { OggOpusDecoder } from '../../src/audio/opus-stream.js';
 import { floatToInt16 } from '../../src/audio/pcm.js';
+import { isBosPage, pageGranule } from '../../src/protocol/index.js';
 import { OggOpusStreamDecoder } from '../../web/src/audio/ogg-opus-stream-decoder.js';
-import { OPUS_PRE_SKIP_48K, OggPageWriter, isBosPage, pageGranule } from '../../web/src/audio/ogg-page-writer.js';
+import { OPUS_PRE_SKIP_48K, OggPageWriter } from '../../web/src/audio/ogg-page-writer.js';
 import { bestLag } from '../helpers/signal.js';
 import { libopus } from './libopus.js';
 

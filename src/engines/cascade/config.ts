@@ -52,7 +52,7 @@ export const CascadeConfigSchema = z
         model: z.string().min(1).max(200).default('gpt-4o-mini'),
         timeoutMs: ms(1000, 120_000).default(20_000),
       })
-      .default({ model: 'gpt-4o-mini', timeoutMs: 20_000 }),
+      .prefault({}),
     llama: z
       .object({
         /** A registry name (see `quillman models list`) or a path to a .gguf file. */
@@ -61,8 +61,8 @@ export const CascadeConfigSchema = z
         threads: z.number().int().min(0).max(256).default(0),
         gpu: z.enum(['cpu', 'auto']).default('cpu'),
       })
-      .default({ model: 'qwen2.5-0.5b-instruct', contextSize: 4096, threads: 0, gpu: 'cpu' }),
-    sherpaStt: z.object({ model: z.string().min(1).default('zipformer-en-2023-06-26'), threads: z.number().int().min(1).max(64).default(2) }).default({ model: 'zipformer-en-2023-06-26', threads: 2 }),
+      .prefault({}),
+    sherpaStt: z.object({ model: z.string().min(1).default('zipformer-en-2023-06-26'), threads: z.number().int().min(1).max(64).default(2) }).prefault({}),
     sherpaTts: z
       .object({
         model: z.string().min(1).default('piper-en_US-amy-medium'),
@@ -70,7 +70,7 @@ export const CascadeConfigSchema = z
         speed: z.number().min(0.5).max(2).default(1),
         threads: z.number().int().min(1).max(64).default(2),
       })
-      .default({ model: 'piper-en_US-amy-medium', speaker: 0, speed: 1, threads: 2 }),
+      .prefault({}),
     /** Voice for the command-line synthesisers (flite: slt; espeak-ng: en-us; festival: cmu_us_slt_arctic_hts). */
     commandVoice: z.string().regex(/^[A-Za-z0-9_+-]{1,60}$/).optional(),
 

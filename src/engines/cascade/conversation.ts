@@ -79,7 +79,12 @@ export class CascadeConversation implements Conversation {
   private lastPartialSentMs = 0;
   /** The utterance began while the bot was talking: it must earn a barge-in or it is dropped as echo. */
   private utteranceOverBot = false;
-  private readonly preRoll: Float32Array[] = [];
+  /**
+   * The last preRollFrames + 1 frames the recogniser has not heard: before an
+   * onset (the moments before the first word) or since an early close (the
+   * moments before the user went on). Emptied whenever an utterance opens, closes or the turn ends.
+   */
+  private readonly unheard: Float32Array[] = [];
   private readonly preRollFrames: number;
   /**
    * The recogniser's utterance is open. It is closed early, when a pause
@@ -97,8 +102,6 @@ export class CascadeConversation implements Conversation {
   private pendingFinal: Promise<void> | undefined;
   /** How long the early final pass took (the turn's sttFinalMs when nothing followed). */
   private earlyFinalMs: number | undefined;
-  /** Audio since the early close, to hand a reopened utterance the moments before the user went on. */
-  private readonly sinceClose: Float32Array[] = [];
 
   // Bot state.
   private active: ActiveReply | undefined;
@@ -107,14 +110,14 @@ export class CascadeConversation implements Conversation {
   private readonly outLevels: number[] = [];
   private readonly echoFrames: number;
   private readonly echoGain: number;
+  /** goodbyePhrases as whole-word patterns over normalised transcripts. */
+  private readonly goodbyes: RegExp[];
   private lastActivityMs = 0;
   private idlePrompted = false;
   private turn = 0;
   private textSent = false;
   /** Counts down to the 'end' event after the farewell. */
   private endInFrames: number | undefined;
-  /** Stream time of the latest barge-in, for tests and metrics. */
-  lastBargeInMs: number | undefined;
   /** What each stage cost so far (see `stats` events). */
   readonly usage: StageUsage = emptyUsage();
 
@@ -129,11 +132,13 @@ export class CascadeConversation implements Conversation {
     private readonly toVad: StreamResampler,
   ) {
     this.detector = stages.vad.create();
-    const persona = options.persona?.trim() || options.sampling.persona?.trim() || config.persona;
+    // The worker passes the client's sampling.persona as options.persona.
+    const persona = options.persona?.trim() || config.persona;
     this.memory = new ConversationMemory(persona, config.tokenBudget, (t) => stages.lm.countTokens(t));
     this.preRollFrames = Math.ceil(config.preRollMs / FRAME_MS);
     this.echoFrames = Math.max(1, Math.ceil(config.echoWindowMs / FRAME_MS));
     this.echoGain = dbToGain(-config.echoMarginDb);
+    this.goodbyes = config.goodbyePhrases.map((p) => new RegExp(`(^| )${normaliseTranscript(p)}( |$)`));
     options.signal.addEventListener('abort', () => void this.close(), { once: true });
   }
 
@@ -251,8 +256,7 @@ export class CascadeConversation implements Conversation {
 
   private async trackUserSpeech(pcm16: Float32Array, speech: boolean, quietTailMs: number): Promise<void> {
     if (!this.inUtterance) {
-      this.preRoll.push(pcm16);
-      if (this.preRoll.length > this.preRollFrames + 1) this.preRoll.shift();
+      this.keepUnheard(pcm16);
       if (!speech) return;
       // Onset: open an utterance and hand the recogniser the audio just before it.
       this.inUtterance = true;
@@ -265,8 +269,8 @@ export class CascadeConversation implements Conversation {
       this.closedText = '';
       this.pendingFinal = undefined;
       this.earlyFinalMs = undefined;
-      await this.openStt(this.preRoll);
-      this.preRoll.length = 0;
+      await this.openStt(this.unheard);
+      this.unheard.length = 0;
       this.idlePrompted = false;
       this.lastActivityMs = this.streamMs;
       this.checkBargeIn();
@@ -274,17 +278,14 @@ export class CascadeConversation implements Conversation {
     }
 
     if (this.sttOpen) await this.timedStt(() => this.stt.accept(pcm16), FRAME_MS);
-    else {
-      this.sinceClose.push(pcm16);
-      if (this.sinceClose.length > this.preRollFrames + 1) this.sinceClose.shift();
-    }
+    else this.keepUnheard(pcm16);
     this.utteranceMs += FRAME_MS;
     if (speech) {
       if (this.silenceMs > 0 && this.speculative) this.cancelSpeculative('user kept talking');
       if (!this.sttOpen) {
         // Going on after the early close: a new recogniser utterance, from just before this frame.
-        await this.openStt(this.sinceClose);
-        this.sinceClose.length = 0;
+        await this.openStt(this.unheard);
+        this.unheard.length = 0;
       }
       this.speechRunMs += FRAME_MS;
       this.silenceMs = 0;
@@ -314,6 +315,11 @@ export class CascadeConversation implements Conversation {
     }
   }
 
+  private keepUnheard(pcm16: Float32Array): void {
+    this.unheard.push(pcm16);
+    if (this.unheard.length > this.preRollFrames + 1) this.unheard.shift();
+  }
+
   private async openStt(lead: Float32Array[]): Promise<void> {
     await this.timedStt(async () => {
       await this.stt.begin();
@@ -330,7 +336,7 @@ export class CascadeConversation implements Conversation {
   private closeStt(): Promise<void> {
     if (!this.sttOpen) return this.pendingFinal ?? Promise.resolve();
     this.sttOpen = false;
-    this.sinceClose.length = 0;
+    this.unheard.length = 0;
     const before = this.pendingFinal ?? Promise.resolve();
     const pass = this.timedStt(() => this.stt.finish(), 0).then(
       (text) => text.trim(),
@@ -378,7 +384,6 @@ export class CascadeConversation implements Conversation {
     const played = active.reply.playedText(Math.round((this.config.playoutLeadMs / 1000) * ENGINE_SAMPLE_RATE));
     active.reply.abort();
     this.active = undefined;
-    this.lastBargeInMs = this.streamMs;
     if (played) this.memory.add('assistant', played);
     if (heardSomething) {
       this.sink.metadata({ type: 'flush', reason: 'barge-in', streamMs: this.streamMs, played });
@@ -453,6 +458,8 @@ export class CascadeConversation implements Conversation {
     const vadEndOfTurnMs = silenceMs;
     const turnEndAt = performance.now();
     this.inUtterance = false;
+    // What an early close left unheard is no pre-roll for the next onset.
+    this.unheard.length = 0;
     this.speechRunMs = 0;
     const overBot = this.utteranceOverBot;
     this.utteranceOverBot = false;
@@ -509,20 +516,18 @@ export class CascadeConversation implements Conversation {
     answer.sttFinalMs = sttFinalMs;
     answer.sttFinalEarly = !finalPassNow;
     answer.vadEndOfTurnMs = vadEndOfTurnMs;
-    answer.reply.committed = true;
     this.active = answer;
   }
 
   private isGoodbye(normal: string): boolean {
     const wordCount = normal.split(' ').length;
     if (wordCount > 6) return false;
-    return this.config.goodbyePhrases.some((p) => new RegExp(`(^| )${normaliseTranscript(p).replace(/ /g, ' ')}( |$)`).test(normal));
+    return this.goodbyes.some((re) => re.test(normal));
   }
 
   private startScripted(text: string, kind: ReplyKind, timing: Partial<ActiveReply> = {}): void {
     this.active?.reply.abort();
     const reply = new Reply(this.stages.tts, { script: text }, (stage, err) => this.stageFailed(stage, err), this.usage);
-    reply.committed = true;
     reply.start();
     this.active = { reply, kind, turn: this.turn, speculative: false, ...timing };
   }

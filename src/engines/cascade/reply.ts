@@ -94,16 +94,13 @@ export class Reply {
   private readChunk = 0;
   /** Still before the reply's first sound: leading silence is dropped. */
   private leading = true;
-  /** Text the model produced, in full. */
-  fullText = '';
   error: unknown;
-  committed = false;
 
   constructor(
     private readonly tts: TtsStage,
     readonly source: ReplySource,
     private readonly onError: (stage: 'lm' | 'tts', err: unknown) => void,
-    private readonly usage: StageUsage = emptyUsage(),
+    private readonly usage: StageUsage,
   ) {}
 
   get signal(): AbortSignal {
@@ -132,7 +129,6 @@ export class Reply {
   private async produceText(): Promise<void> {
     try {
       if (this.source.script !== undefined) {
-        this.fullText = this.source.script;
         for (const s of new SentenceSplitter().push(`${this.source.script}\n`)) this.queueSentence(s);
         return;
       }
@@ -148,7 +144,6 @@ export class Reply {
         this.usage.lm.busyMs += now - last;
         this.usage.lm.pieces++;
         last = now;
-        this.fullText += piece;
         for (const s of splitter.push(piece)) this.queueSentence(s);
         // Do not let the model run far ahead of what can be spoken.
         while (!this.signal.aborted && this.bufferedAhead() > MAX_AHEAD_SAMPLES) await new Promise<void>((r) => (this.wakeProducer = r));
@@ -217,12 +212,6 @@ export class Reply {
   get finished(): boolean {
     if (this.signal.aborted) return true;
     return this.lmDone && this.ttsDone && this.readIndex >= this.sentences.length;
-  }
-
-  /** Whether any audio is waiting to be played right now. */
-  get hasAudioReady(): boolean {
-    const s = this.sentences[this.readIndex];
-    return Boolean(s && this.readChunk < s.chunks.length);
   }
 
   /** Takes the next `n` samples of reply audio, padding with silence on underrun. */

@@ -13,13 +13,11 @@ export interface SherpaOnlineRecognizer {
   createStream(): SherpaOnlineStream;
   isReady(stream: SherpaOnlineStream): boolean;
   decode(stream: SherpaOnlineStream): void;
-  reset(stream: SherpaOnlineStream): void;
   getResult(stream: SherpaOnlineStream): { text: string };
 }
 
 export interface SherpaOfflineTts {
   sampleRate: number;
-  numSpeakers: number;
   generateAsync(obj: {
     text: string;
     sid?: number;
@@ -30,7 +28,6 @@ export interface SherpaOfflineTts {
 
 export interface SherpaModule {
   version: string;
-  onnxruntimeVersion?: string;
   OnlineRecognizer: new (config: unknown) => SherpaOnlineRecognizer;
   OfflineTts: { createAsync(config: unknown): Promise<SherpaOfflineTts> };
 }

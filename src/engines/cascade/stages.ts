@@ -8,10 +8,10 @@ import { existsSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import type { Logger } from 'pino';
 import type { ProgressReport } from '../engine.js';
-import { modelCacheDir } from '../../models/cache.js';
-import { findModel, MODELS, type ModelSpec } from '../../models/registry.js';
+import { modelCacheDir, modelDir } from '../../models/cache.js';
+import { findModel, type ModelSpec } from '../../models/registry.js';
 import { stderrProgressBar } from '../../models/progress-bar.js';
-import { ensureModel, installedModelDir, isInstalled } from '../../models/store.js';
+import { ensureModel, isInstalled } from '../../models/store.js';
 import type { CascadeConfig } from './config.js';
 import type { CascadeStages } from './conversation.js';
 import { loadLlamaLm } from './lm/llama.js';
@@ -20,7 +20,7 @@ import type { LmStage } from './lm/types.js';
 import { loadPocketsphinx, POCKETSPHINX_INSTALL_HINT } from './stt/pocketsphinx.js';
 import { loadSherpaStt } from './stt/sherpa.js';
 import type { SttStage } from './stt/types.js';
-import { commandAvailable, commandTts, type CommandVoice } from './tts/command.js';
+import { commandAvailable, commandTts, TTS_INSTALL_HINT, type CommandVoice } from './tts/command.js';
 import { loadSherpaTts } from './tts/sherpa.js';
 import type { TtsStage } from './tts/types.js';
 import { energyVad } from './vad/energy.js';
@@ -33,14 +33,10 @@ export interface SelectContext {
   registry: readonly ModelSpec[];
   onProgress?: (p: ProgressReport) => void;
   fetchImpl?: typeof fetch;
-  signal?: AbortSignal;
 }
 
 export class StageUnavailableError extends Error {
-  constructor(
-    readonly stage: keyof CascadeStages,
-    message: string,
-  ) {
+  constructor(message: string) {
     super(message);
     this.name = 'StageUnavailableError';
   }
@@ -56,13 +52,12 @@ async function modelFolder(ctx: SelectContext, name: string): Promise<string> {
   const cacheDir = ctx.config.cacheDir ?? modelCacheDir();
   const spec = findModel(name, ctx.registry);
   if (!spec) throw new Error(`Unknown model ${name}; see \`quillman models list\``);
-  if (await isInstalled(spec, cacheDir)) return installedModelDir(name, cacheDir, ctx.registry);
+  if (await isInstalled(spec, cacheDir)) return modelDir(cacheDir, name);
   if (!ctx.config.autoDownload) throw new Error(`Model ${name} is not downloaded. Run \`quillman models pull ${name}\``);
   ctx.log.info({ model: name, cacheDir }, 'downloading model (first use)');
   const bars = new Map<string, ReturnType<typeof stderrProgressBar>>();
   return ensureModel(spec, {
     cacheDir,
-    signal: ctx.signal,
     fetchImpl: ctx.fetchImpl,
     // People watching the server see a bar on stderr; clients get the same progress through warm-up reports.
     onFileProgress: (file, p) => {
@@ -80,34 +75,59 @@ export async function selectVad(ctx: SelectContext): Promise<VadStage> {
   try {
     return await loadSileroVad();
   } catch (err) {
-    if (choice === 'silero') throw new StageUnavailableError('vad', `Silero VAD could not load: ${msg(err)}`);
+    if (choice === 'silero') throw new StageUnavailableError(`Silero VAD could not load: ${msg(err)}`);
     ctx.log.warn({ err: msg(err) }, 'Silero VAD unavailable; using the energy detector');
     return energyVad();
+  }
+}
+
+interface SherpaAttempt<T> {
+  stage: 'stt' | 'tts';
+  model: string;
+  loading: string;
+  /** Starts the error when Sherpa was asked for by name. */
+  unavailable: string;
+  /** Logged when 'auto' falls back. */
+  fallingBack: string;
+  load(modelDir: string): Promise<T>;
+}
+
+/**
+ * The neural (Sherpa) implementation when the choice allows it, else why not:
+ * the fallback's own error repeats that reason. Asked for by name, it must load.
+ */
+async function trySherpa<T>(ctx: SelectContext, choice: string, attempt: SherpaAttempt<T>): Promise<{ loaded: T } | { problem: string }> {
+  if (choice !== 'sherpa' && choice !== 'auto') return { problem: '' };
+  try {
+    ctx.onProgress?.({ stage: attempt.stage, message: attempt.loading });
+    return { loaded: await attempt.load(await modelFolder(ctx, attempt.model)) };
+  } catch (err) {
+    const problem = msg(err);
+    if (choice === 'sherpa') throw new StageUnavailableError(`${attempt.unavailable}: ${problem}`);
+    ctx.log.warn({ err: problem }, attempt.fallingBack);
+    return { problem };
   }
 }
 
 export async function selectStt(ctx: SelectContext): Promise<SttStage> {
   const choice = ctx.config.stt;
   const name = ctx.config.sherpaStt.model;
-  let sherpaProblem = '';
-  if (choice === 'sherpa' || choice === 'auto') {
-    try {
-      ctx.onProgress?.({ stage: 'stt', message: `Loading speech recogniser ${name}` });
-      return await loadSherpaStt({ modelDir: await modelFolder(ctx, name), threads: ctx.config.sherpaStt.threads });
-    } catch (err) {
-      sherpaProblem = msg(err);
-      if (choice === 'sherpa') throw new StageUnavailableError('stt', `Speech recogniser unavailable: ${sherpaProblem}`);
-      ctx.log.warn({ err: sherpaProblem }, 'neural speech recogniser unavailable; trying PocketSphinx');
-    }
-  }
+  const sherpa = await trySherpa(ctx, choice, {
+    stage: 'stt',
+    model: name,
+    loading: `Loading speech recogniser ${name}`,
+    unavailable: 'Speech recogniser unavailable',
+    fallingBack: 'neural speech recogniser unavailable; trying PocketSphinx',
+    load: (modelDir) => loadSherpaStt({ modelDir, threads: ctx.config.sherpaStt.threads }),
+  });
+  if ('loaded' in sherpa) return sherpa.loaded;
   try {
     return await loadPocketsphinx();
   } catch (err) {
     throw new StageUnavailableError(
-      'stt',
       choice === 'pocketsphinx'
         ? msg(err)
-        : `No speech recogniser: run \`quillman models pull ${name}\` (${sherpaProblem}) or \`${POCKETSPHINX_INSTALL_HINT}\` (${msg(err)})`,
+        : `No speech recogniser: run \`quillman models pull ${name}\` (${sherpa.problem}) or \`${POCKETSPHINX_INSTALL_HINT}\` (${msg(err)})`,
     );
   }
 }
@@ -120,7 +140,7 @@ export async function selectLm(ctx: SelectContext): Promise<LmStage> {
   const { config } = ctx;
   const choice = config.lm;
   if (choice === 'openai' || (choice === 'auto' && config.openai.url)) {
-    if (!config.openai.url) throw new StageUnavailableError('lm', 'The openai language model needs a URL: set --lm-url (or QUILLMAN_LM_URL), e.g. https://api.openai.com/v1, with the key in QUILLMAN_LM_KEY');
+    if (!config.openai.url) throw new StageUnavailableError('The openai language model needs a URL: set --lm-url (or QUILLMAN_LM_URL), e.g. https://api.openai.com/v1, with the key in QUILLMAN_LM_KEY');
     return openAiLm({ url: config.openai.url, apiKey: config.openai.apiKey, model: config.openai.model, timeoutMs: config.openai.timeoutMs });
   }
   const model = config.llama.model;
@@ -134,7 +154,7 @@ export async function selectLm(ctx: SelectContext): Promise<LmStage> {
     const fix = ggufPath(model)
       ? `check the GGUF path given to --gguf (${model})`
       : `run \`quillman models pull ${model}\`, give a .gguf file with --gguf`;
-    throw new StageUnavailableError('lm', `No language model: ${msg(err)}. To fix, ${fix}, or use an OpenAI-compatible endpoint (--lm-url).`);
+    throw new StageUnavailableError(`No language model: ${msg(err)}. To fix, ${fix}, or use an OpenAI-compatible endpoint (--lm-url).`);
   }
 }
 
@@ -144,25 +164,23 @@ export async function selectTts(ctx: SelectContext): Promise<TtsStage> {
   const { config } = ctx;
   const choice = config.tts;
   const name = config.sherpaTts.model;
-  let sherpaProblem = '';
-  if (choice === 'sherpa' || choice === 'auto') {
-    try {
-      ctx.onProgress?.({ stage: 'tts', message: `Loading voice ${name}` });
-      return await loadSherpaTts({ modelDir: await modelFolder(ctx, name), speaker: config.sherpaTts.speaker, speed: config.sherpaTts.speed, threads: config.sherpaTts.threads });
-    } catch (err) {
-      sherpaProblem = msg(err);
-      if (choice === 'sherpa') throw new StageUnavailableError('tts', `Neural voice unavailable: ${sherpaProblem}`);
-      ctx.log.warn({ err: sherpaProblem }, 'neural voice unavailable; trying the offline voices');
-    }
-  }
-  const candidates: CommandVoice[] = choice === 'auto' ? COMMAND_ORDER : [choice];
+  const sherpa = await trySherpa(ctx, choice, {
+    stage: 'tts',
+    model: name,
+    loading: `Loading voice ${name}`,
+    unavailable: 'Neural voice unavailable',
+    fallingBack: 'neural voice unavailable; trying the offline voices',
+    load: (modelDir) => loadSherpaTts({ modelDir, speaker: config.sherpaTts.speaker, speed: config.sherpaTts.speed, threads: config.sherpaTts.threads }),
+  });
+  if ('loaded' in sherpa) return sherpa.loaded;
+  // A 'sherpa' choice has loaded or thrown by now.
+  const candidates: CommandVoice[] = choice === 'auto' ? COMMAND_ORDER : [choice as CommandVoice];
   for (const kind of candidates) {
     if (commandAvailable(kind)) return commandTts({ kind, voice: config.commandVoice });
   }
   throw new StageUnavailableError(
-    'tts',
     choice === 'auto'
-      ? `No voice: run \`quillman models pull ${name}\` (${sherpaProblem}) or \`apt install flite\``
+      ? `No voice: run \`quillman models pull ${name}\` (${sherpa.problem}) or \`${TTS_INSTALL_HINT}\``
       : `${choice} is not installed: apt install ${choice === 'festival' ? 'festival festvox-us-slt-hts' : choice}`,
   );
 }
@@ -175,5 +193,3 @@ export async function selectStages(ctx: SelectContext, given: Partial<CascadeSta
   const lm = given.lm ?? (await selectLm(ctx));
   return { vad, stt, lm, tts };
 }
-
-export { MODELS };

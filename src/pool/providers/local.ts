@@ -16,6 +16,7 @@
  * user reads "CUDA out of memory" rather than "no workers".
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { setTimeout as wait } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { LocalPoolConfig } from '../config.js';
 import { probeHealth } from '../health.js';
@@ -24,7 +25,7 @@ import { localChatUrl, localHealthUrl } from '../urls.js';
 import { ChildOutput } from './child-output.js';
 import { renderCommand, splitCommand } from './command-line.js';
 import { PortAllocator } from './ports.js';
-import type { Launch, ManagedWorker, ProviderEvents, WorkerProvider } from './provider.js';
+import { assertIdle, type Launch, type ManagedWorker, type ProviderEvents, type WorkerProvider } from './provider.js';
 import { Reaper } from './reaper.js';
 
 const PROBE_TIMEOUT_MS = 5_000;
@@ -141,7 +142,7 @@ class LocalWorker implements ManagedWorker {
   }
 
   lease(): void {
-    if (this.info.state !== 'idle') throw new Error(`worker ${this.info.id} is ${this.info.state}, not idle`);
+    assertIdle(this.info);
     this.#set('busy');
   }
 
@@ -398,16 +399,6 @@ function signalGroup(pid: number | undefined, signal: NodeJS.Signals): void {
 
 /** Resolves true after `ms`, or false as soon as `signal` aborts. */
 function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
-  if (signal.aborted) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve(true);
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
+  // The only rejection is the abort; callers branch on the boolean rather than catch.
+  return wait(ms, true, { signal }).catch(() => false);
 }

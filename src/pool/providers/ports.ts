@@ -42,7 +42,7 @@ export class PortAllocator {
   }
 }
 
-export function isPortFree(host: string, port: number): Promise<boolean> {
+function isPortFree(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const server = createServer();
     server.once('error', () => resolve(false));

@@ -7,6 +7,11 @@
  */
 import type { ReleaseOutcome, WorkerInfo } from '../types.js';
 
+/** A lease of anything but an idle worker is a pool bug: fail loudly rather than share a worker. */
+export function assertIdle(info: WorkerInfo): void {
+  if (info.state !== 'idle') throw new Error(`worker ${info.id} is ${info.state}, not idle`);
+}
+
 export interface ManagedWorker {
   /** Live view, updated in place by the provider. */
   readonly info: WorkerInfo;

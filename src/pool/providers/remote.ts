@@ -13,7 +13,7 @@ import type { RemotePoolConfig } from '../config.js';
 import { probeHealth, type Probe } from '../health.js';
 import type { ReleaseOutcome, WorkerInfo, WorkerState } from '../types.js';
 import { healthUrlOf } from '../urls.js';
-import type { ManagedWorker, ProviderEvents, WorkerProvider } from './provider.js';
+import { assertIdle, type ManagedWorker, type ProviderEvents, type WorkerProvider } from './provider.js';
 
 /**
  * One failed check of a worker that was up is not enough to call it down: a
@@ -101,7 +101,7 @@ class RemoteWorker implements ManagedWorker {
   }
 
   lease(): void {
-    if (this.info.state !== 'idle') throw new Error(`worker ${this.info.id} is ${this.info.state}, not idle`);
+    assertIdle(this.info);
     this.#set('busy');
   }
 

@@ -47,7 +47,6 @@ const CLOSE_GRACE_MS = 2000;
 export class AudioEngine {
   readonly micAnalyser: AnalyserNode;
   readonly outputAnalyser: AnalyserNode;
-  private isMuted = false;
   /** Between open() and the socket's close event. */
   private socketInUse = false;
 
@@ -63,8 +62,9 @@ export class AudioEngine {
   ) {
     this.micAnalyser = new AnalyserNode(context, { fftSize: 512 });
     this.outputAnalyser = new AnalyserNode(context, { fftSize: 512 });
-    context.createMediaStreamSource(stream).connect(capture);
-    context.createMediaStreamSource(stream).connect(this.micAnalyser);
+    const mic = context.createMediaStreamSource(stream);
+    mic.connect(capture);
+    mic.connect(this.micAnalyser);
     playout.connect(context.destination);
     playout.connect(this.outputAnalyser);
 
@@ -144,13 +144,8 @@ export class AudioEngine {
     return (this.context.outputLatency || 0) + (this.context.baseLatency || 0);
   }
 
-  get muted(): boolean {
-    return this.isMuted;
-  }
-
   /** Muted, the server hears silence: the stream never stops. */
-  set muted(muted: boolean) {
-    this.isMuted = muted;
+  setMuted(muted: boolean): void {
     const command: CaptureCommand = { type: 'mute', muted };
     this.capture.port.postMessage(command);
   }

@@ -9,14 +9,20 @@ import { FRAME_SAMPLES, RECORDED_BATCH_SAMPLES, type CaptureCommand, type Captur
 import { PcmBatcher } from './pcm-batcher.js';
 
 class CaptureProcessor extends AudioWorkletProcessor {
-  private frame = new Float32Array(FRAME_SAMPLES);
-  private filled = 0;
-  private frameStart = 0;
   private encoder: MessagePort | undefined;
   private muted = false;
+  /** Never written: the silence sent while muted or before the track starts. */
+  private zeros = new Float32Array(128);
   private readonly recording = new PcmBatcher(RECORDED_BATCH_SAMPLES, (pcm, frame) => {
     const report: CaptureReport = { type: 'recorded', pcm, frame };
     this.port.postMessage(report, [pcm.buffer]);
+  });
+  // currentFrame advances by exactly one quantum per process() call, so the
+  // batcher never sees a clock jump and every frame it emits is whole.
+  private readonly frames = new PcmBatcher(FRAME_SAMPLES, (pcm, frame) => {
+    this.recording.add(pcm, frame);
+    const message: MicFrame = { pcm, frame };
+    this.encoder?.postMessage(message, [pcm.buffer]);
   });
 
   constructor(options: AudioWorkletNodeOptions) {
@@ -32,21 +38,10 @@ class CaptureProcessor extends AudioWorkletProcessor {
     // An input with no channels (track not started yet) still advances time as silence.
     const input = inputs[0]?.[0];
     const length = input?.length ?? 128;
-    for (let i = 0; i < length; i++) {
-      if (this.filled === 0) this.frameStart = currentFrame + i;
-      // Muting sends silence: the model needs a continuous input.
-      this.frame[this.filled++] = input && !this.muted ? input[i] : 0;
-      if (this.filled === FRAME_SAMPLES) this.sendFrame();
-    }
+    if (this.zeros.length !== length) this.zeros = new Float32Array(length);
+    // Muting sends silence: the model needs a continuous input.
+    this.frames.add(input && !this.muted ? input : this.zeros, currentFrame);
     return true;
-  }
-
-  private sendFrame(): void {
-    this.recording.add(this.frame, this.frameStart);
-    const message: MicFrame = { pcm: this.frame, frame: this.frameStart };
-    this.encoder?.postMessage(message, [this.frame.buffer]);
-    this.frame = new Float32Array(FRAME_SAMPLES);
-    this.filled = 0;
   }
 }
 

@@ -4,9 +4,10 @@
  * connection worker says `start` (the server's handshake): every
  * conversation gets a fresh stream that begins with its header pages.
  */
+import { pageGranule } from '../../../src/protocol/index.js';
 import type { EncodedPage, EncoderCommand, EncoderControl, EncoderReport, MicFrame } from './messages.js';
 import { createEncoderFactory, type Codec, type PacketEncoder, type PacketEncoderFactory } from './opus-codecs.js';
-import { OggPageWriter, pageGranule } from './ogg-page-writer.js';
+import { OggPageWriter } from './ogg-page-writer.js';
 
 const report = (message: EncoderReport) => postMessage(message);
 const fail = (message: string) => report({ type: 'error', message });

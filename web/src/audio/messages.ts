@@ -29,7 +29,7 @@ export interface PlayoutOptions {
 export type PlayoutCommand = { type: 'audio'; pcm: Float32Array } | { type: 'flush' } | { type: 'reset' } | { type: 'connect'; port: MessagePort };
 
 export type PlayoutReport =
-  | { type: 'stats'; stats: PlayoutStats; frame: number; meanDelay: number }
+  | { type: 'stats'; stats: PlayoutStats; meanDelay: number }
   | RecordedBatch
   | { type: 'arrivals'; arrivals: [number, number][] };
 

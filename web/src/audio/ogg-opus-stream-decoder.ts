@@ -11,7 +11,11 @@ export interface PacketDecoder {
   close(): void;
 }
 
-/** Makes a decoder for a new stream; it must call `emit` with 24 kHz mono PCM. */
+/**
+ * Makes a decoder for a new stream; it must call `emit` with 24 kHz mono PCM,
+ * each a whole array of its own (not a view into a larger buffer), so that
+ * its buffer can be transferred as is.
+ */
 export type PacketDecoderFactory = (emit: (pcm: Float32Array) => void) => PacketDecoder;
 
 export class OggOpusStreamDecoder {
@@ -21,6 +25,7 @@ export class OggOpusStreamDecoder {
 
   constructor(
     private readonly createDecoder: PacketDecoderFactory,
+    /** Gets whole arrays it may keep or transfer. */
     private readonly onPcm: (pcm: Float32Array) => void,
   ) {}
 
@@ -46,7 +51,8 @@ export class OggOpusStreamDecoder {
       if (skip > 0) {
         const drop = Math.min(skip, pcm.length);
         skip -= drop;
-        pcm = pcm.subarray(drop);
+        // A copy, not a view: what reaches onPcm must stay a whole array (see PacketDecoderFactory).
+        pcm = pcm.slice(drop);
       }
       if (pcm.length > 0) this.onPcm(pcm);
     });

@@ -3,6 +3,7 @@
  * leave as soon as its packet exists. Header pages come first, once.
  */
 import { OggOpusMuxer } from '../../../src/protocol/index.js';
+import { SAMPLE_RATE } from './messages.js';
 
 /**
  * libopus looks 6.5 ms ahead at 24 kHz: 312 samples at 48 kHz, the unit
@@ -16,7 +17,7 @@ export class OggPageWriter {
   private headersWritten = false;
 
   constructor(vendor: string) {
-    this.muxer = new OggOpusMuxer({ preSkip: OPUS_PRE_SKIP_48K, inputSampleRate: 24_000, channels: 1, vendor, packetsPerPage: 1 });
+    this.muxer = new OggOpusMuxer({ preSkip: OPUS_PRE_SKIP_48K, inputSampleRate: SAMPLE_RATE, channels: 1, vendor, packetsPerPage: 1 });
   }
 
   /** The pages completed by `packet`, header pages included the first time. */
@@ -26,15 +27,4 @@ export class OggPageWriter {
     pages.push(...this.muxer.writePacket(packet));
     return pages;
   }
-}
-
-/** Granule position of an Ogg page (48 kHz samples at its end), or −1 when no packet ends on it. */
-export function pageGranule(page: Uint8Array): number {
-  if (page.length < 14) return -1;
-  return Number(new DataView(page.buffer, page.byteOffset, page.byteLength).getBigInt64(6, true));
-}
-
-/** Whether an Ogg page starts a stream. */
-export function isBosPage(page: Uint8Array): boolean {
-  return page.length > 5 && (page[5] & 0x02) !== 0;
 }

@@ -4,6 +4,7 @@
  * inside workers; the wasm build compiles synchronously, which browsers only
  * allow off the main thread for modules of its size.
  */
+import { int16ToFloat } from '../../../src/audio/pcm.js';
 import type { PacketDecoder, PacketDecoderFactory } from './ogg-opus-stream-decoder.js';
 import { FRAME_SAMPLES, SAMPLE_RATE } from './messages.js';
 
@@ -74,6 +75,7 @@ function webCodecsEncoder(emit: (packet: Uint8Array) => void, onError: (message:
  * Chromium's AudioDecoder ignores the requested rate for Opus and always
  * gives 48 kHz. Our streams are encoded from 24 kHz, so Opus has coded
  * nothing above 12 kHz: keeping every other sample loses nothing.
+ * Either way the result is a fresh array of its own, so it can be transferred.
  */
 function toTargetRate(data: AudioData): Float32Array | undefined {
   const pcm = new Float32Array(data.numberOfFrames);
@@ -147,10 +149,7 @@ export async function createDecoderFactory(onError: (message: string) => void, f
         decode(packet) {
           try {
             const bytes = decoder.decode(packet);
-            const int16 = new Int16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >> 1);
-            const pcm = new Float32Array(int16.length);
-            for (let i = 0; i < int16.length; i++) pcm[i] = int16[i] / 32768;
-            emit(pcm);
+            emit(int16ToFloat(new Int16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >> 1)));
           } catch (e) {
             onError(`Opus decoder failed: ${(e as Error).message}`);
           }

@@ -51,9 +51,9 @@ class PlayoutProcessor extends AudioWorkletProcessor {
   }
 
   process(_inputs: Float32Array[][], outputs: Float32Array[][]): boolean {
+    // Mono only: the node is built with outputChannelCount [1].
     const channel = outputs[0][0];
     this.buffer.pull(channel);
-    for (let c = 1; c < outputs[0].length; c++) outputs[0][c].set(channel);
     if (this.buffer.lastPullDelay > 0) {
       this.delaySum += this.buffer.lastPullDelay;
       this.delayCount++;
@@ -67,7 +67,6 @@ class PlayoutProcessor extends AudioWorkletProcessor {
     this.send({
       type: 'stats',
       stats: this.buffer.stats(),
-      frame: currentFrame,
       meanDelay: this.delayCount > 0 ? this.delaySum / this.delayCount : 0,
     });
     this.delaySum = 0;

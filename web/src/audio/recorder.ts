@@ -4,6 +4,7 @@
  * Mixed, they are the conversation as the user heard it; apart, they let a
  * test line up what was spoken with what came back.
  */
+import { int16ToFloat } from '../../../src/audio/pcm.js';
 import { SAMPLE_RATE } from './messages.js';
 
 interface Track {
@@ -34,7 +35,7 @@ function flatten(track: Track): Float32Array {
   const out = new Float32Array(track.length);
   let at = 0;
   for (const chunk of track.chunks) {
-    for (let i = 0; i < chunk.length; i++) out[at + i] = chunk[i] / 32768;
+    out.set(int16ToFloat(chunk), at);
     at += chunk.length;
   }
   return out;
@@ -57,10 +58,6 @@ export class ConversationRecorder {
 
   addPlayed(pcm: Float32Array, frame: number): void {
     append(this.played, pcm, frame);
-  }
-
-  get durationSeconds(): number {
-    return Math.max(this.mic.length, this.played.length) / this.sampleRate;
   }
 
   micTrack(): RecordedTrack {

@@ -28,8 +28,8 @@ class PendingStreamDecoder implements StreamDecoder {
   load(forceWasm: boolean): void {
     createDecoderFactory(fail, forceWasm).then(
       ({ backend, create }) => {
-        // Copy: a view into a shared buffer must not be transferred to the worklet.
-        this.stream = new OggOpusStreamDecoder(create, (pcm) => toPlayout({ type: 'audio', pcm: pcm.slice() }));
+        // The stream decoder emits whole arrays of their own, so each can be transferred without a copy.
+        this.stream = new OggOpusStreamDecoder(create, (pcm) => toPlayout({ type: 'audio', pcm }));
         for (const bytes of this.pending) this.stream.push(bytes);
         this.pending = [];
         report({ type: 'ready', backend });

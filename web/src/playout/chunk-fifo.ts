@@ -27,28 +27,17 @@ export class ChunkFifo {
    * contiguous run with its arrival clock and its index in `out`.
    */
   read(out: Float32Array, at: number, count: number, onRun?: (arrival: number, index: number, length: number) => void): number {
-    return this.consume(count, (chunk, from, take, done) => {
-      out.set(chunk.data.subarray(from, from + take), at + done);
-      onRun?.(chunk.arrival, at + done, take);
-    });
+    return this.consume(count, out, at, onRun);
   }
 
-  /** Copies `count` samples starting `offset` samples past the head, without consuming them. */
-  peek(out: Float32Array, offset: number, count: number): number {
-    let skip = offset;
+  /** Copies up to `count` of the oldest samples into `out`, without consuming them. */
+  peek(out: Float32Array, count: number): number {
     let done = 0;
     for (let i = this.head; i < this.chunks.length && done < count; i++) {
       const chunk = this.chunks[i];
-      const available = chunk.data.length - chunk.read;
-      if (skip >= available) {
-        skip -= available;
-        continue;
-      }
-      const from = chunk.read + skip;
-      const take = Math.min(count - done, chunk.data.length - from);
-      out.set(chunk.data.subarray(from, from + take), done);
+      const take = Math.min(count - done, chunk.data.length - chunk.read);
+      out.set(chunk.data.subarray(chunk.read, chunk.read + take), done);
       done += take;
-      skip = 0;
     }
     return done;
   }
@@ -74,13 +63,20 @@ export class ChunkFifo {
     }
   }
 
-  /** Takes up to `count` of the oldest samples out, showing each contiguous run to `visit`. */
-  private consume(count: number, visit?: (chunk: Chunk, from: number, take: number, done: number) => void): number {
+  /**
+   * Takes up to `count` of the oldest samples out, copying them to `out` from
+   * `at` when given. Plain arguments, not a visitor: read() runs every render
+   * quantum on the audio thread, where a closure per call is garbage.
+   */
+  private consume(count: number, out?: Float32Array, at = 0, onRun?: (arrival: number, index: number, length: number) => void): number {
     let done = 0;
     while (done < count && this.head < this.chunks.length) {
       const chunk = this.chunks[this.head];
       const take = Math.min(count - done, chunk.data.length - chunk.read);
-      visit?.(chunk, chunk.read, take, done);
+      if (out) {
+        out.set(chunk.data.subarray(chunk.read, chunk.read + take), at + done);
+        onRun?.(chunk.arrival, at + done, take);
+      }
       chunk.read += take;
       done += take;
       if (chunk.read === chunk.data.length) this.head++;

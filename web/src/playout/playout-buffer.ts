@@ -12,8 +12,8 @@ import { ChunkFifo } from './chunk-fifo.js';
 
 export interface PlayoutPolicy {
   readonly name: string;
-  /** A chunk of `samples` arrived at `clock`; `depth` is what is buffered now, it included. */
-  onArrival(clock: number, samples: number, depth: number): void;
+  /** A chunk of `samples` arrived at `clock`. */
+  onArrival(clock: number, samples: number): void;
   /** While silent: is there enough to (re)start playing? */
   shouldStart(clock: number, depth: number): boolean;
   /** Playback ran dry at `clock`. */
@@ -89,8 +89,8 @@ export class PlayoutBuffer {
   private readonly scratchA: Float32Array;
   private readonly scratchB: Float32Array;
   private probe = new Float32Array(0);
-  private pullDelaySum = 0;
-  private pullPlayed = 0;
+  /** Bound once: the audio thread must not allocate a closure per quantum. */
+  private readonly onRun = (arrival: number, index: number, length: number): void => this.account(arrival, index, length);
   private clock = 0;
   private playing = false;
   private started = false;
@@ -121,10 +121,6 @@ export class PlayoutBuffer {
     this.scratchB = new Float32Array(this.fade);
   }
 
-  get depth(): number {
-    return this.fifo.size;
-  }
-
   get now(): number {
     return this.clock;
   }
@@ -133,7 +129,7 @@ export class PlayoutBuffer {
     if (samples.length === 0) return;
     this.fifo.push(samples, this.clock);
     this.emptyRun = 0;
-    this.policy.onArrival(this.clock, samples.length, this.fifo.size);
+    this.policy.onArrival(this.clock, samples.length);
   }
 
   /** Drops everything buffered (barge-in). Takes effect at the next pull, with a short fade-out. */
@@ -144,8 +140,9 @@ export class PlayoutBuffer {
   /** Fills `out` completely and advances the clock by its length. */
   pull(out: Float32Array): void {
     const n = out.length;
-    this.pullDelaySum = 0;
-    this.pullPlayed = 0;
+    // delaySum only ever holds integers far below 2^53, so the difference over this pull is exact.
+    const delaySumBefore = this.counters.delaySum;
+    const playedBefore = this.counters.played;
     if (this.flushPending) this.applyFlush(out);
     else {
       if (!this.playing && this.fifo.size > 0 && this.policy.shouldStart(this.clock, this.fifo.size)) this.resume();
@@ -153,7 +150,8 @@ export class PlayoutBuffer {
       else this.silence(out, 0);
     }
     this.lastOutput = out[n - 1];
-    this.lastPullDelay = this.pullPlayed > 0 ? this.pullDelaySum / this.pullPlayed : 0;
+    const played = this.counters.played - playedBefore;
+    this.lastPullDelay = played > 0 ? (this.counters.delaySum - delaySumBefore) / played : 0;
     this.clock += n;
   }
 
@@ -202,7 +200,7 @@ export class PlayoutBuffer {
     }
     const trim = this.policy.trimAmount(this.clock, this.fifo.size, quiet);
     if (trim > 0) at = this.crossfadeTrim(out, trim);
-    at += this.fifo.read(out, at, n - at, (arrival, index, length) => this.account(arrival, index, length));
+    at += this.fifo.read(out, at, n - at, this.onRun);
     if (this.fadeInLeft > 0) {
       const start = this.fade - this.fadeInLeft;
       const len = Math.min(this.fadeInLeft, at);
@@ -238,9 +236,9 @@ export class PlayoutBuffer {
     // Keep a quantum beyond the cross-fade, or the trim itself would cause an underrun.
     const drop = Math.min(Math.max(count, f), this.fifo.size - f - out.length);
     if (drop < f) return 0;
-    this.fifo.peek(this.scratchA, 0, f);
+    this.fifo.peek(this.scratchA, f);
     this.fifo.drop(drop);
-    this.fifo.read(this.scratchB, 0, f, (arrival, index, length) => this.account(arrival, index, length));
+    this.fifo.read(this.scratchB, 0, f, this.onRun);
     for (let i = 0; i < f; i++) {
       const g = riseGain(i, f);
       out[i] = this.scratchA[i] * (1 - g) + this.scratchB[i] * g;
@@ -252,8 +250,7 @@ export class PlayoutBuffer {
 
   private applyFlush(out: Float32Array): void {
     this.flushPending = false;
-    const account = (arrival: number, index: number, length: number) => this.account(arrival, index, length);
-    const len = this.playing ? this.fifo.read(out, 0, Math.min(this.fade, out.length), account) : 0;
+    const len = this.playing ? this.fifo.read(out, 0, Math.min(this.fade, out.length), this.onRun) : 0;
     for (let i = 0; i < len; i++) out[i] *= 1 - riseGain(i, len);
     out.fill(0, len);
     this.counters.flushed += this.fifo.clear();
@@ -292,14 +289,12 @@ export class PlayoutBuffer {
     this.counters.delaySum += length * first + (length * (length - 1)) / 2;
     this.counters.maxDelay = Math.max(this.counters.maxDelay, first + length - 1);
     this.counters.played += length;
-    this.pullDelaySum += length * first + (length * (length - 1)) / 2;
-    this.pullPlayed += length;
   }
 
   private isQuiet(count: number): boolean {
     if (this.probe.length < count) this.probe = new Float32Array(count);
     const probe = this.probe;
-    const got = this.fifo.peek(probe, 0, count);
+    const got = this.fifo.peek(probe, count);
     let sum = 0;
     for (let i = 0; i < got; i++) sum += probe[i] * probe[i];
     return got > 0 && Math.sqrt(sum / got) < this.quietRms;

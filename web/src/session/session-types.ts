@@ -8,7 +8,8 @@ export type Phase =
   | { name: 'queued'; position: number; queued: number }
   | { name: 'warming-up'; message?: string; fraction?: number }
   | { name: 'live' }
-  | { name: 'ending-soon'; endsAt: number }
+  // Until when: SessionSnapshot.endsAt, the one place the deadline is kept.
+  | { name: 'ending-soon' }
   | { name: 'ended'; reason: string }
   | { name: 'error'; problem: Problem };
 

@@ -4,22 +4,16 @@
  * useSyncExternalStore.
  */
 import { isTypedEvent } from '../../../src/protocol/index.js';
-import { AudioEngine } from '../audio/audio-engine.js';
+import { AudioEngine, type AudioEngineOptions } from '../audio/audio-engine.js';
+import { SAMPLE_RATE } from '../audio/messages.js';
 import type { ConversationRecorder } from '../audio/recorder.js';
 import type { ConnectionStats, ShownFrame } from '../connection/messages.js';
-import type { PolicyName } from '../playout/create-policy.js';
 import type { PlayoutStats } from '../playout/playout-buffer.js';
 import { queryFor, type Settings } from '../settings/settings.js';
 import { closeProblem, insecureOrigin, microphoneProblem, unreachable, type Problem } from './problems.js';
 import { socketUrl } from './server-url.js';
 import type { Phase, SessionSnapshot } from './session-types.js';
 import { addPiece, upsertUtterance } from './transcript.js';
-
-export interface SessionOptions {
-  policy: PolicyName;
-  forceWasm: boolean;
-  traceArrivals: boolean;
-}
 
 /** Capture framing (one 20 ms Opus frame) plus libopus' 6.5 ms look-ahead. */
 const CAPTURE_LATENCY_MS = 26.5;
@@ -38,7 +32,7 @@ export class VoiceSession {
   readonly arrivals: [number, number][] = [];
   lastPlayout: PlayoutStats | undefined;
 
-  constructor(private readonly options: SessionOptions) {}
+  constructor(private readonly options: AudioEngineOptions) {}
 
   subscribe = (listener: () => void): (() => void) => {
     this.listeners.add(listener);
@@ -100,11 +94,10 @@ export class VoiceSession {
     }
     // Disconnected, or the audio failed, while the microphone was starting.
     if (this.userClosed) return void audio.close();
-    audio.muted = this.snapshot.muted;
+    audio.setMuted(this.snapshot.muted);
     this.audio = audio;
     this.recorder = audio.recorder;
-    this.update({ hasRecording: true });
-    this.setPhase({ name: 'connecting', step: 'server' });
+    this.update({ hasRecording: true, phase: { name: 'connecting', step: 'server' } });
     audio.open(url);
   }
 
@@ -115,7 +108,7 @@ export class VoiceSession {
   }
 
   setMuted(muted: boolean): void {
-    if (this.audio) this.audio.muted = muted;
+    this.audio?.setMuted(muted);
     this.update({ muted });
   }
 
@@ -183,11 +176,9 @@ export class VoiceSession {
       case 'session':
         this.update({ endsAt: performance.now() + Number(event.maxSeconds) * 1000 });
         return;
-      case 'ending_soon': {
-        const endsAt = performance.now() + Number(event.secondsLeft) * 1000;
-        this.update({ phase: { name: 'ending-soon', endsAt }, endsAt });
+      case 'ending_soon':
+        this.update({ phase: { name: 'ending-soon' }, endsAt: performance.now() + Number(event.secondsLeft) * 1000 });
         return;
-      }
       case 'ended':
         this.lastServerError = undefined;
         this.update({ phase: { name: 'ended', reason: String(event.reason) } });
@@ -210,7 +201,7 @@ export class VoiceSession {
 
   private onPlayout(stats: PlayoutStats, meanDelay: number): void {
     this.lastPlayout = stats;
-    const rate = this.audio?.context.sampleRate ?? 24_000;
+    const rate = this.audio?.context.sampleRate ?? SAMPLE_RATE;
     const ms = (samples: number) => (samples * 1000) / rate;
     const { replyLagMs, sentKbps, receivedKbps } = this.connection;
     const outputLatencyMs = (this.audio?.outputLatency ?? 0) * 1000;

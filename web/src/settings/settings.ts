@@ -3,7 +3,7 @@
  * parameters, named as Kyutai's servers name them), the persona, and the
  * server address. Kept in localStorage as the user typed them.
  */
-import { SAMPLING_PARAMS, parseSamplingParams, samplingToQuery, type ParamIssue, type SamplingParamName } from '../../../src/protocol/index.js';
+import { SAMPLING_PARAMS, parseSamplingParams, randomSeed, samplingToQuery, type ParamIssue, type SamplingParamName } from '../../../src/protocol/index.js';
 
 export interface Settings {
   /** As typed; '' means the server's (or Kyutai's) default. */
@@ -48,7 +48,7 @@ export function saveSettings(settings: Settings, storage: Pick<Storage, 'setItem
 export function queryFor(settings: Settings, random: () => number = Math.random): { ok: true; query: URLSearchParams } | { ok: false; issues: ParamIssue[] } {
   const raw = new URLSearchParams();
   for (const [name, value] of Object.entries(settings.params)) if (value !== undefined && value.trim() !== '') raw.set(name, value.trim());
-  for (const seed of ['text_seed', 'audio_seed'] as const) if (!raw.has(seed)) raw.set(seed, String(Math.floor(random() * 1_000_000)));
+  for (const seed of ['text_seed', 'audio_seed'] as const) if (!raw.has(seed)) raw.set(seed, String(randomSeed(random)));
   const parsed = parseSamplingParams(raw);
   if (!parsed.ok) return parsed;
   return { ok: true, query: samplingToQuery(parsed.params) };

@@ -1,3 +1,4 @@
+import { memo } from 'react';
 import type { ConversationRecorder } from '../audio/recorder.js';
 import { transcriptAsText, type TranscriptEntry } from '../session/transcript.js';
 
@@ -21,7 +22,8 @@ async function wavOf(pcm: Float32Array, sampleRate: number): Promise<Blob> {
 
 const stamp = () => new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-');
 
-export function Downloads({ recorder, transcript, available }: { recorder?: ConversationRecorder; transcript: TranscriptEntry[]; available: boolean }) {
+// Memoised: App re-renders on every stats report (4 a second), which leaves these props unchanged.
+export const Downloads = memo(function Downloads({ recorder, transcript, available }: { recorder?: ConversationRecorder; transcript: TranscriptEntry[]; available: boolean }) {
   return (
     <section className="panel downloads" aria-labelledby="downloads-title">
       <h2 id="downloads-title">Keep the conversation</h2>
@@ -36,4 +38,4 @@ export function Downloads({ recorder, transcript, available }: { recorder?: Conv
       <p className="muted">Audio: both sides mixed, as you heard them, 24 kHz mono.</p>
     </section>
   );
-}
+});

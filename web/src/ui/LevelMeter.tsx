@@ -1,7 +1,8 @@
-import { useEffect, useRef } from 'react';
+import { memo, useEffect, useRef } from 'react';
 
+// Memoised: App re-renders on every stats report (4 a second), which leaves these props unchanged.
 /** A live level bar for one side of the conversation, driven by an AnalyserNode. */
-export function LevelMeter({ label, analyser }: { label: string; analyser?: AnalyserNode }) {
+export const LevelMeter = memo(function LevelMeter({ label, analyser }: { label: string; analyser?: AnalyserNode }) {
   const bar = useRef<HTMLDivElement>(null);
   useEffect(() => {
     if (!analyser) {
@@ -31,4 +32,4 @@ export function LevelMeter({ label, analyser }: { label: string; analyser?: Anal
       </div>
     </div>
   );
-}
+});

@@ -1,4 +1,4 @@
-import { useId } from 'react';
+import { memo, useId } from 'react';
 import { SAMPLING_PARAMS, parseSamplingParams, type SamplingParamName } from '../../../src/protocol/index.js';
 import { defaultSettings, type Settings } from '../settings/settings.js';
 
@@ -47,8 +47,9 @@ function ParamField({ name, spec, value, onChange }: { name: SamplingParamName; 
   );
 }
 
+// Memoised: App re-renders on every stats report (4 a second), which leaves these props unchanged.
 /** Sampling parameters, persona and server address; locked while a conversation runs. */
-export function SettingsPanel({ settings, onChange, locked }: { settings: Settings; onChange: (s: Settings) => void; locked: boolean }) {
+export const SettingsPanel = memo(function SettingsPanel({ settings, onChange, locked }: { settings: Settings; onChange: (s: Settings) => void; locked: boolean }) {
   const serverId = useId();
   const names = Object.keys(SAMPLING_PARAMS) as SamplingParamName[];
   return (
@@ -84,4 +85,4 @@ export function SettingsPanel({ settings, onChange, locked }: { settings: Settin
       </details>
     </section>
   );
-}
+});

@@ -15,7 +15,7 @@ const clock = (s: number) => `${Math.floor(s / 60)}:${String(s % 60).padStart(2,
 
 /** The phase of the conversation, announced politely to screen readers. */
 export function StatusBanner({ phase, endsAt }: { phase: Phase; endsAt?: number }) {
-  const left = useSecondsUntil(phase.name === 'ending-soon' ? phase.endsAt : endsAt);
+  const left = useSecondsUntil(endsAt);
   let tone = 'neutral';
   let title: string;
   let detail: string | undefined;

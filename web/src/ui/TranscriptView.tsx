@@ -1,7 +1,8 @@
-import { useEffect, useRef } from 'react';
+import { memo, useEffect, useRef } from 'react';
 import type { TranscriptEntry } from '../session/transcript.js';
 
-export function TranscriptView({ entries }: { entries: TranscriptEntry[] }) {
+// Memoised: App re-renders on every stats report (4 a second), which leaves these props unchanged.
+export const TranscriptView = memo(function TranscriptView({ entries }: { entries: TranscriptEntry[] }) {
   const end = useRef<HTMLLIElement>(null);
   useEffect(() => {
     end.current?.scrollIntoView({ block: 'nearest' });
@@ -24,4 +25,4 @@ export function TranscriptView({ entries }: { entries: TranscriptEntry[] }) {
       )}
     </section>
   );
-}
+});

@@ -20,17 +20,13 @@ const lsr = createRequire(import.meta.url)('@alexanderolsen/libsamplerate-js') a
 
 /** Stateful resampler for a stream cut into chunks (keeps filter history across calls). */
 export class StreamResampler {
-  private constructor(
-    private readonly src: Src | undefined,
-    readonly inRate: number,
-    readonly outRate: number,
-  ) {}
+  private constructor(private readonly src: Src | undefined) {}
 
   static async create(inRate: number, outRate: number): Promise<StreamResampler> {
-    if (inRate === outRate) return new StreamResampler(undefined, inRate, outRate);
+    if (inRate === outRate) return new StreamResampler(undefined);
     // SINC_FASTEST: ~0.5 ms per 80 ms frame here and ample quality for recognition.
     const src = await lsr.create(1, inRate, outRate, { converterType: lsr.ConverterType.SRC_SINC_FASTEST });
-    return new StreamResampler(src, inRate, outRate);
+    return new StreamResampler(src);
   }
 
   process(chunk: Float32Array): Float32Array {

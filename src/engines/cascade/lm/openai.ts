@@ -2,6 +2,7 @@
  * Any OpenAI-compatible chat endpoint (OpenAI, llama.cpp server, Ollama,
  * vLLM, LM Studio...) with streamed completions over server-sent events.
  */
+import { networkErrorCode } from '../../../util/network-error.js';
 import { estimateTokens, type LmSession, type LmStage } from './types.js';
 
 export interface OpenAiLmOptions {
@@ -59,17 +60,16 @@ export function openAiLm(opts: OpenAiLmOptions): LmStage {
       const onAbort = () => controller.abort();
       gen.signal.addEventListener('abort', onAbort, { once: true });
       let timedOut = false;
-      let timer = setTimeout(() => {
-        timedOut = true;
-        controller.abort();
-      }, timeoutMs);
-      const rearm = () => {
+      let timer: NodeJS.Timeout | undefined;
+      /** The first answer gets timeoutMs; once streaming, each piece gets idleTimeoutMs. */
+      const arm = (ms: number) => {
         clearTimeout(timer);
         timer = setTimeout(() => {
           timedOut = true;
           controller.abort();
-        }, idleTimeoutMs);
+        }, ms);
       };
+      arm(timeoutMs);
       try {
         let res: Response;
         try {
@@ -93,7 +93,7 @@ export function openAiLm(opts: OpenAiLmOptions): LmStage {
         } catch (err) {
           if (gen.signal.aborted) return;
           if (timedOut) throw new Error(`Language model at ${host} did not answer within ${timeoutMs / 1000} s`);
-          const code = (err as { cause?: { code?: string } }).cause?.code;
+          const code = networkErrorCode(err);
           throw new Error(`Cannot reach the language model at ${host}${code ? ` (${code})` : ''}: check --lm-url (QUILLMAN_LM_URL) and your network`);
         }
         if (!res.ok || !res.body) {
@@ -102,10 +102,10 @@ export function openAiLm(opts: OpenAiLmOptions): LmStage {
           const fix = res.status === 401 || res.status === 403 ? ' Set the key with --lm-key or QUILLMAN_LM_KEY.' : res.status === 404 ? ' Set them with --lm-url and --lm-model.' : '';
           throw new Error(`Language model at ${host} answered HTTP ${res.status}${hint}: ${text}${fix}`);
         }
-        rearm();
+        arm(idleTimeoutMs);
         try {
           for await (const data of sseData(res.body as unknown as AsyncIterable<Uint8Array>)) {
-            rearm();
+            arm(idleTimeoutMs);
             if (data.trim() === '[DONE]') return;
             let parsed: { choices?: { delta?: { content?: string | null }; finish_reason?: string | null }[]; error?: { message?: string } };
             try {

@@ -12,12 +12,6 @@ import type { RecognizerSession, SttStage } from './types.js';
 type Koffi = typeof import('koffi');
 type NativeFn = ((...args: unknown[]) => unknown) & { async: (...args: unknown[]) => void };
 
-export interface PocketsphinxOptions {
-  modelDir?: string;
-  /** Extra decoder arguments, e.g. { '-beam': '1e-60' }. */
-  args?: Record<string, string>;
-}
-
 export const POCKETSPHINX_MODEL_DIR = '/usr/share/pocketsphinx/model/en-us';
 export const POCKETSPHINX_INSTALL_HINT = 'apt install pocketsphinx pocketsphinx-en-us';
 
@@ -66,8 +60,8 @@ function callAsync<T>(fn: NativeFn, ...args: unknown[]): Promise<T> {
   return new Promise((resolve, reject) => fn.async(...args, (err: unknown, res: T) => (err ? reject(err) : resolve(res))));
 }
 
-export async function loadPocketsphinx(opts: PocketsphinxOptions = {}): Promise<SttStage> {
-  const dir = opts.modelDir ?? POCKETSPHINX_MODEL_DIR;
+export async function loadPocketsphinx(): Promise<SttStage> {
+  const dir = POCKETSPHINX_MODEL_DIR;
   const hmm = join(dir, 'en-us');
   const lm = join(dir, 'en-us.lm.bin');
   const dict = join(dir, 'cmudict-en-us.dict');
@@ -75,7 +69,7 @@ export async function loadPocketsphinx(opts: PocketsphinxOptions = {}): Promise<
     if (!existsSync(p)) throw new Error(`PocketSphinx model file ${p} is missing. Install it: ${POCKETSPHINX_INSTALL_HINT}`);
   }
   const lib = await bindLibrary();
-  const args: Record<string, string> = { '-hmm': hmm, '-lm': lm, '-dict': dict, '-logfn': '/dev/null', ...opts.args };
+  const args: Record<string, string> = { '-hmm': hmm, '-lm': lm, '-dict': dict, '-logfn': '/dev/null' };
   const variadic: unknown[] = [];
   for (const [k, v] of Object.entries(args)) variadic.push('const char *', k, 'const char *', v);
   variadic.push('const char *', null);

@@ -4,14 +4,15 @@
  * an argument, so a reply starting with "-" cannot turn into a flag (and
  * flite cannot read /dev/stdin when Node's stdin is a socket).
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { readFile, unlink, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ENGINE_SAMPLE_RATE } from '../../engine.js';
 import { StreamResampler } from '../audio/resample.js';
 import { decodeWav, type DecodedWav } from '../../../audio/wav.js';
+import { runCommand } from '../../../util/run-command.js';
 import type { TtsStage } from './types.js';
 
 export type CommandVoice = 'flite' | 'espeak-ng' | 'festival';
@@ -19,6 +20,8 @@ export type CommandVoice = 'flite' | 'espeak-ng' | 'festival';
 export const TTS_INSTALL_HINT = 'apt install flite';
 
 const RESAMPLE_BLOCK_S = 0.25;
+/** Per-sentence limit. */
+const RENDER_TIMEOUT_MS = 20_000;
 const FLUSH_SAMPLES = 64;
 
 interface CommandSpec {
@@ -39,21 +42,18 @@ const COMMANDS: Record<CommandVoice, CommandSpec> = {
 
 /** True when the program runs here (checked once at stage selection). */
 export function commandAvailable(kind: CommandVoice): boolean {
-  const probe = spawnSync(COMMANDS[kind].bin, kind === 'festival' ? ['--help'] : ['--help'], { stdio: 'ignore', timeout: 5000 });
+  const probe = spawnSync(COMMANDS[kind].bin, ['--help'], { stdio: 'ignore', timeout: 5000 });
   return !probe.error;
 }
 
 export interface CommandTtsOptions {
   kind: CommandVoice;
   voice?: string;
-  /** Per-sentence limit. */
-  timeoutMs?: number;
 }
 
 export function commandTts(opts: CommandTtsOptions): TtsStage {
   const spec = COMMANDS[opts.kind];
   const voice = opts.voice ?? spec.defaultVoice;
-  const timeoutMs = opts.timeoutMs ?? 20_000;
   const dir = mkdtempSync(join(tmpdir(), 'quillman-tts-'));
   let counter = 0;
 
@@ -63,18 +63,8 @@ export function commandTts(opts: CommandTtsOptions): TtsStage {
     const input = join(dir, `${id}.txt`);
     try {
       await writeFile(input, `${text}\n`);
-      await new Promise<void>((resolve, reject) => {
-        const child = spawn(spec.bin, spec.args(input, out, voice), { stdio: ['ignore', 'ignore', 'pipe'], signal, timeout: timeoutMs });
-        let stderr = '';
-        child.stderr.on('data', (d: Buffer) => {
-          if (stderr.length < 2000) stderr += d.toString();
-        });
-        child.on('error', (err) => reject(err));
-        child.on('close', (code, sig) => {
-          if (code === 0) resolve();
-          else reject(new Error(`${spec.bin} failed (${sig ?? `exit ${code}`}): ${stderr.trim().slice(0, 300)}`));
-        });
-      });
+      const { code, signal: sig, stderr } = await runCommand(spec.bin, spec.args(input, out, voice), { signal, timeout: RENDER_TIMEOUT_MS, stderrLimit: 2000 });
+      if (code !== 0) throw new Error(`${spec.bin} failed (${sig ?? `exit ${code}`}): ${stderr.trim().slice(0, 300)}`);
       return decodeWav(await readFile(out));
     } finally {
       await unlink(out).catch(() => undefined);
@@ -83,7 +73,7 @@ export function commandTts(opts: CommandTtsOptions): TtsStage {
   }
 
   return {
-    name: opts.kind === 'festival' ? `festival-${voice}` : `${opts.kind}-${voice}`,
+    name: `${opts.kind}-${voice}`,
     async *synthesize(text, signal) {
       if (!text.trim() || signal.aborted) return;
       const wav = await render(text, signal);
@@ -104,7 +94,7 @@ export function commandTts(opts: CommandTtsOptions): TtsStage {
       }
     },
     async dispose() {
-      rmSync(dir, { recursive: true, force: true });
+      await rm(dir, { recursive: true, force: true });
     },
   };
 }

@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { existsSync } from 'node:fs';
 import type { InferenceSession } from 'onnxruntime-node';
+import { FrameChunker } from '../../../audio/pcm.js';
 import type { VadStage, VoiceActivityDetector } from './types.js';
 
 const WINDOW = 512;
@@ -48,10 +49,8 @@ class SileroDetector implements VoiceActivityDetector {
   readonly windowSamples = WINDOW;
   private state = new Float32Array(STATE_SIZE);
   private context = new Float32Array(CONTEXT);
-  private pending = new Float32Array(0);
+  private readonly windows = new FrameChunker(WINDOW);
   private disposed = false;
-  /** Serialises run() calls: the state of one window feeds the next. */
-  private chain: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly session: InferenceSession,
@@ -59,22 +58,14 @@ class SileroDetector implements VoiceActivityDetector {
     private readonly Tensor: TensorCtor,
   ) {}
 
-  process(pcm16k: Float32Array): Promise<number[]> {
-    const run = this.chain.then(() => this.processNow(pcm16k));
-    this.chain = run.catch(() => undefined);
-    return run;
-  }
-
-  private async processNow(pcm16k: Float32Array): Promise<number[]> {
-    const joined = new Float32Array(this.pending.length + pcm16k.length);
-    joined.set(this.pending);
-    joined.set(pcm16k, this.pending.length);
+  // Not serialised: each call's state feeds the next, and every caller awaits one call before the next.
+  async process(pcm16k: Float32Array): Promise<number[]> {
     const probs: number[] = [];
-    let pos = 0;
-    while (pos + WINDOW <= joined.length && !this.disposed) {
+    for (const window of this.windows.push(pcm16k)) {
+      if (this.disposed) break;
       const input = new Float32Array(CONTEXT + WINDOW);
       input.set(this.context);
-      input.set(joined.subarray(pos, pos + WINDOW), CONTEXT);
+      input.set(window, CONTEXT);
       const out = await this.session.run({
         input: new this.Tensor('float32', input, [1, CONTEXT + WINDOW]),
         state: new this.Tensor('float32', this.state, [2, 1, 128]),
@@ -83,16 +74,14 @@ class SileroDetector implements VoiceActivityDetector {
       this.state = Float32Array.from(out.stateN.data as Float32Array);
       probs.push((out.output.data as Float32Array)[0]);
       this.context = input.slice(input.length - CONTEXT);
-      pos += WINDOW;
     }
-    this.pending = joined.slice(pos);
     return probs;
   }
 
   reset(): void {
     this.state = new Float32Array(STATE_SIZE);
     this.context = new Float32Array(CONTEXT);
-    this.pending = new Float32Array(0);
+    this.windows.clear();
   }
 
   dispose(): void {

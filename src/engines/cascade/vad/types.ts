@@ -3,7 +3,7 @@ export interface VoiceActivityDetector {
   readonly name: string;
   /** Window length in samples at 16 kHz. */
   readonly windowSamples: number;
-  /** Feeds 16 kHz PCM of any length; returns one probability per window completed by this call. */
+  /** Feeds 16 kHz PCM of any length; returns one probability per window completed by this call. Await each call before the next: windows carry state. */
   process(pcm16k: Float32Array): Promise<number[]>;
   /** Forgets the recurrent state (new conversation). */
   reset(): void;
