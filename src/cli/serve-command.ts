@@ -1,9 +1,9 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadSettings, SETTINGS, type Settings } from '../config/settings.js';
 import { startGateway } from '../gateway/server.js';
-import { createPool } from '../pool/index.js';
+import { createPool, findProvider } from '../pool/index.js';
 import { createLogger } from '../util/logger.js';
 import { onShutdown } from './options.js';
 import { shellQuote } from '../util/shell-quote.js';
@@ -44,11 +44,15 @@ export function registerServeCommand(program: Command): void {
     .command('serve')
     .description('run the gateway: the web app, and one worker per conversation from a pool')
     .option('--config <file>', 'YAML or JSON settings file (also QUILLMAN_CONFIG)');
-  for (const spec of SETTINGS) cmd.option(spec.flag, `${spec.description} [env ${spec.env}]`);
+  for (const spec of SETTINGS) {
+    const option = new Option(spec.flag, `${spec.description} [env ${spec.env}]`);
+    cmd.addOption(spec.choices ? option.choices(spec.choices) : option);
+  }
   cmd.action(async (flags: Record<string, unknown>) => {
     const settings = resolveSettings(flags);
     const log = createLogger('gateway');
-    const engineLabel = settings.pool.provider === 'remote' ? 'remote workers' : (ENGINE_LABELS[settings.engine.name] ?? settings.engine.name);
+    // A provider whose workers run something else than our engine (remote servers, Kyutai on a GPU host) names it.
+    const engineLabel = findProvider(settings.pool.provider)?.engineLabel ?? ENGINE_LABELS[settings.engine.name] ?? settings.engine.name;
     const pool = createPool(settings.pool, log.child({ component: 'pool' }));
     const startPool = pool.start();
     const gateway = await startGateway({ settings: settings.gateway, pool, log, engineLabel });

@@ -1,5 +1,10 @@
-/** The README's configuration table, generated from the one table the flags and variables come from. */
-import { SETTINGS, SettingsSchema, valueAt } from './settings.js';
+/**
+ * Generated parts of the docs: the README's configuration table, from the
+ * one table the flags and variables come from, and docs/pool.md's providers
+ * table, from the provider registry.
+ */
+import { PROVIDERS } from '../pool/registry.js';
+import { PROVIDER_SETTINGS, SETTINGS, SettingsSchema, valueAt } from './settings.js';
 
 function settingsTable(): string {
   const defaults = SettingsSchema.parse({ pool: { local: { command: 'worker --port {port}' } } });
@@ -11,13 +16,31 @@ function settingsTable(): string {
   return ['| flag | environment | default | meaning |', '|---|---|---|---|', ...rows].join('\n');
 }
 
-const TABLE_START = '<!-- settings-table:start -->';
-const TABLE_END = '<!-- settings-table:end -->';
+function providersTable(): string {
+  const yes = (flag: boolean) => (flag ? 'yes' : '—');
+  const rows = PROVIDERS.map((provider) => {
+    const flags = PROVIDER_SETTINGS.filter((spec) => spec.path.startsWith(`pool.${provider.name}.`)).map((spec) => `\`${spec.flag.split(' ')[0]}\``);
+    const { launches, fixedSet, gpus } = provider.capabilities;
+    return `| \`${provider.name}\` | ${yes(launches)} | ${yes(fixedSet)} | ${yes(gpus)} | \`pool.${provider.name}\`${flags.length ? `; ${flags.join(', ')}` : ''} | ${provider.description} |`;
+  });
+  return ['| provider | launches workers | fixed set | GPUs | settings | what it does |', '|---|---|---|---|---|---|', ...rows].join('\n');
+}
 
-/** Replaces the marked section of a document with the current table. */
+/** Replaces the section between `<!-- name:start -->` and `<!-- name:end -->` with `content`. */
+function withMarkedSection(doc: string, name: string, content: string): string {
+  const startMarker = `<!-- ${name}:start -->`;
+  const start = doc.indexOf(startMarker);
+  const end = doc.indexOf(`<!-- ${name}:end -->`);
+  if (start < 0 || end < start) throw new Error(`the ${name} markers are missing`);
+  return `${doc.slice(0, start + startMarker.length)}\n${content}\n${doc.slice(end)}`;
+}
+
+/** Replaces the marked section of a document with the current settings table. */
 export function withSettingsTable(doc: string): string {
-  const start = doc.indexOf(TABLE_START);
-  const end = doc.indexOf(TABLE_END);
-  if (start < 0 || end < start) throw new Error('the settings-table markers are missing');
-  return `${doc.slice(0, start + TABLE_START.length)}\n${settingsTable()}\n${doc.slice(end)}`;
+  return withMarkedSection(doc, 'settings-table', settingsTable());
+}
+
+/** Replaces the marked section of a document with the current providers table. */
+export function withProvidersTable(doc: string): string {
+  return withMarkedSection(doc, 'providers-table', providersTable());
 }

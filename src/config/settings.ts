@@ -9,7 +9,9 @@ import { resolve as resolvePath } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { GatewaySettingsSchema } from '../gateway/config.js';
-import { PoolConfigSchema } from '../pool/config.js';
+import { PoolConfigSchema, providerChoices } from '../pool/config.js';
+import type { AnyProviderDefinition, ProviderFlag } from '../pool/provider.js';
+import { PROVIDER_NAMES, PROVIDERS } from '../pool/registry.js';
 import { ENGINE_NAMES } from '../engines/registry.js';
 import { CascadeConfigSchema } from '../engines/cascade/config.js';
 
@@ -59,6 +61,8 @@ export interface SettingSpec {
   description: string;
   /** Shown in docs when the default depends on other settings. */
   defaultText?: string;
+  /** The only values the flag takes (commander checks them; the schema checks the variable). */
+  choices?: readonly string[];
 }
 
 /** Where the cascade engine's settings sit in Settings. */
@@ -96,21 +100,33 @@ export const CASCADE_SETTINGS: SettingSpec[] = [
   cascadeSetting({ key: 'cacheDir', flag: '--models-dir <dir>', env: 'QUILLMAN_CACHE_DIR', parse: dir, description: 'cascade: model cache (also used by `quillman models`)', defaultText: '~/.cache/quillman/models' }),
 ];
 
+const PARSERS: Record<ProviderFlag['value'], Parse> = { int, number: num, list, string: str, path: dir };
+
+/**
+ * Each provider's own flags (its definition's `flags`), under pool.<provider>.
+ * Defaults come from the provider's schema, so the docs cannot drift from it.
+ */
+export const PROVIDER_SETTINGS: SettingSpec[] = PROVIDERS.flatMap((provider: AnyProviderDefinition) => {
+  const defaults = provider.settings.parse(provider.example);
+  return provider.flags.map((flag) => {
+    const required = valueAt(provider.example, flag.key) !== undefined;
+    const value = required ? undefined : valueAt(defaults, flag.key);
+    const defaultText = flag.defaultText ?? (value === undefined ? undefined : Array.isArray(value) ? value.join(',') : String(value));
+    return { path: `pool.${provider.name}.${flag.key}`, flag: flag.flag, env: flag.env, parse: PARSERS[flag.value], description: `${provider.name}: ${flag.description}`, defaultText };
+  });
+});
+
 export const SETTINGS: SettingSpec[] = [
   { path: 'gateway.port', flag: '--port <n>', env: 'QUILLMAN_PORT', parse: int, description: 'HTTP port of the gateway' },
   { path: 'gateway.host', flag: '--host <addr>', env: 'QUILLMAN_HOST', parse: str, description: 'address to listen on (0.0.0.0 to serve the network; the microphone then needs https)' },
   { path: 'engine.name', flag: '--engine <name>', env: 'QUILLMAN_ENGINE', parse: str, description: `engine of the project's own workers: ${ENGINE_NAMES.join(', ')}` },
-  { path: 'pool.provider', flag: '--provider <local|remote>', env: 'QUILLMAN_PROVIDER', parse: str, description: 'start workers here (local) or use running ones (remote)' },
+  { path: 'pool.provider', flag: '--provider <name>', env: 'QUILLMAN_PROVIDER', parse: str, description: `where workers come from: ${providerChoices(PROVIDERS).replaceAll('"', '')}`, choices: PROVIDER_NAMES },
   { path: 'pool.warm', flag: '--warm <n>', env: 'QUILLMAN_WARM', parse: int, description: 'workers kept started and ready while nobody talks' },
-  { path: 'pool.maxWorkers', flag: '--max-workers <n>', env: 'QUILLMAN_MAX_WORKERS', parse: int, description: 'most workers at once (one conversation each)', defaultText: '1; one per GPU with --gpus; the number of URLs (remote)' },
+  { path: 'pool.maxWorkers', flag: '--max-workers <n>', env: 'QUILLMAN_MAX_WORKERS', parse: int, description: 'most workers at once (each holds its slots of conversations, one by default)', defaultText: PROVIDERS.map((p) => `${p.maxWorkersText} (${p.name})`).join('; ') },
   { path: 'pool.idleTimeoutSeconds', flag: '--idle-timeout <s>', env: 'QUILLMAN_IDLE_TIMEOUT', parse: num, description: 'idle time before a warm worker beyond --warm is stopped' },
   { path: 'pool.maxQueue', flag: '--max-queue <n>', env: 'QUILLMAN_MAX_QUEUE', parse: int, description: 'conversations that may wait for a worker; more are refused' },
   { path: 'gateway.maxConversationSeconds', flag: '--max-conversation <s>', env: 'QUILLMAN_MAX_CONVERSATION', parse: num, description: 'maximum conversation length; the client is warned before' },
-  { path: 'pool.local.command', flag: '--worker-command <template>', env: 'QUILLMAN_WORKER_COMMAND', parse: str, description: 'local: command that starts one worker, with {port}', defaultText: "this CLI's `worker --engine <engine> --port {port}`" },
-  { path: 'pool.local.gpus', flag: '--gpus <ids>', env: 'QUILLMAN_GPUS', parse: list, description: 'local: comma-separated GPU ids; each worker is pinned to one with CUDA_VISIBLE_DEVICES' },
-  { path: 'pool.local.basePort', flag: '--worker-base-port <n>', env: 'QUILLMAN_WORKER_BASE_PORT', parse: int, description: 'local: first port tried for workers' },
-  { path: 'pool.local.readyTimeoutSeconds', flag: '--worker-ready-timeout <s>', env: 'QUILLMAN_WORKER_READY_TIMEOUT', parse: num, description: 'local: how long a worker may take to load its model' },
-  { path: 'pool.remote.urls', flag: '--worker-urls <urls>', env: 'QUILLMAN_WORKER_URLS', parse: list, description: 'remote: comma-separated worker URLs (ws://host:port/api/chat)' },
+  ...PROVIDER_SETTINGS,
   { path: 'gateway.tlsCert', flag: '--tls-cert <file>', env: 'QUILLMAN_TLS_CERT', parse: str, description: 'PEM certificate: serve https/wss (the microphone needs https beyond localhost)' },
   { path: 'gateway.tlsKey', flag: '--tls-key <file>', env: 'QUILLMAN_TLS_KEY', parse: str, description: 'PEM private key for --tls-cert' },
   { path: 'gateway.staticDir', flag: '--static-dir <dir>', env: 'QUILLMAN_STATIC_DIR', parse: str, description: 'built web app to serve', defaultText: 'dist/web' },

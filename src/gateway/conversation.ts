@@ -116,9 +116,18 @@ export class GatewayConversation {
     }
   }
 
-  private connect(lease: Lease, query: string): Promise<ConnectResult> {
-    const url = lease.worker.url + (query ? (lease.worker.url.includes('?') ? '&' : '?') + query : '');
-    const socket = new WebSocket(url, {
+  private async connect(lease: Lease, query: string): Promise<ConnectResult> {
+    // The provider says where and how to reach the worker for this lease (a tunnel URL, a per-lease token).
+    let target: Awaited<ReturnType<Lease['dial']>>;
+    try {
+      target = await lease.dial();
+    } catch (err) {
+      return { ok: false, refused: false, reason: `no way to reach the worker: ${(err as Error).message}` };
+    }
+    if (this.acquireAbort.signal.aborted) return { ok: false, refused: false, reason: 'the client left' };
+    const url = target.url + (query ? (target.url.includes('?') ? '&' : '?') + query : '');
+    const socket = new WebSocket(url, target.protocols ?? [], {
+      headers: target.headers,
       perMessageDeflate: false,
       handshakeTimeout: this.ctx.settings.workerHandshakeTimeoutSeconds * 1000,
       maxPayload: this.ctx.settings.maxMessageBytes * 4,

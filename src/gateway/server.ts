@@ -44,6 +44,7 @@ export interface Gateway {
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const { settings, pool, log } = options;
   const metrics = createMetrics(pool);
+  pool.registerMetrics?.(metrics.registry);
   /** Live and queued conversations, by the socket each one runs on. */
   const conversations = new Map<WebSocket, GatewayConversation>();
   // Fastify's own request log is noise next to the conversation log; errors still surface through `log`.

@@ -1,189 +1,110 @@
 /**
  * Pool settings, checked once at start-up so that a typo fails with the
  * setting's name and a fix, instead of surfacing later as a worker that never
- * starts. Durations are in seconds; upper bounds catch values typed in
- * milliseconds by mistake. See docs/pool.md for why each default is what it is.
+ * starts. The schema is built from the provider registry: `provider` is one
+ * of its names, and each provider's settings block sits under its name
+ * (`pool.local`, `pool.remote`). See docs/pool.md for the defaults.
  *
  * Parsing is idempotent: a parsed config parses again to itself, so callers
  * may embed `PoolConfigSchema` in a larger schema and still hand the result
  * to createPool().
  */
 import { z } from 'zod';
-import { COMMAND_PLACEHOLDERS, splitCommand, unknownPlaceholders } from './providers/command-line.js';
-import { toChatUrl } from './urls.js';
+import type { AnyProviderDefinition, IssueReporter, ProviderDefinition } from './provider.js';
+import { PROVIDERS, type ProviderName } from './registry.js';
+import { MAX_WORKERS_LIMIT, seconds } from './settings-schema.js';
 
-/**
- * Without a GPU list the pool cannot tell how many model instances the
- * machine holds; one is the only number that never overcommits it (two Moshi
- * instances do not fit a 24 GB card, and two CPU conversations sharing the
- * cores both stop being real-time). Queueing is better than stuttering.
- */
-export const DEFAULT_LOCAL_MAX_WORKERS = 1;
-
-/** A sanity bound, not a capacity: one gateway relays hundreds of conversations (see docs/gateway.md). */
-const MAX_WORKERS_LIMIT = 4096;
-
-const urlPath = z.string().regex(/^\/[^\s?#]*$/, 'must be a URL path starting with "/", e.g. "/health"');
-const seconds = (max: number) => z.number().positive().max(max, `is in seconds and at most ${max}`);
-
-const command = z
-  .string({ error: 'must be the command line that starts one worker, e.g. "quillman worker --engine cascade --port {port}"' })
-  .trim()
-  .superRefine((value, ctx) => {
-    try {
-      splitCommand(value);
-    } catch (err) {
-      ctx.addIssue({ code: 'custom', message: `${(err as Error).message}. Quote arguments with '…' or "…"` });
-      return;
-    }
-    if (!value.includes('{port}')) {
-      ctx.addIssue({ code: 'custom', message: `must contain {port} where the worker's port goes, e.g. "${value} --port {port}"` });
-    }
-    const unknown = unknownPlaceholders(value);
-    if (unknown.length) {
-      ctx.addIssue({
-        code: 'custom',
-        message: `has unknown placeholder(s) ${unknown.map((p) => `{${p}}`).join(', ')}; the pool fills in ${COMMAND_PLACEHOLDERS.map((p) => `{${p}}`).join(' and ')}`,
-      });
-    }
-  });
-
-const gpuList = z
-  .union([z.string(), z.array(z.union([z.string(), z.number().int().min(0)]))], {
-    error: 'must be a list of GPU ids like [0, 1] or a string like "0,1"',
-  })
-  .transform((value) => (typeof value === 'string' ? value.split(',') : value).map((id) => String(id).trim()).filter((id) => id !== ''))
-  .pipe(
-    z
-      .array(z.string().regex(/^[^,\s]+$/, 'a GPU id is an index like 0 or a UUID like GPU-5f3c…, without spaces'))
-      .max(64)
-      .refine((ids) => new Set(ids).size === ids.length, 'lists the same GPU twice; use workersPerGpu to run several workers on one GPU'),
-  );
-
-const envVars = z.record(
-  z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'is not a valid environment variable name'),
-  z.union([z.string(), z.number(), z.boolean()], { error: 'must be a string or a number' }).transform(String),
-);
-
-const restartSchema = z.strictObject({
-  /** Wait before the first restart of a worker that died; doubles with each failed start. */
-  initialDelaySeconds: seconds(600).default(1),
-  maxDelaySeconds: seconds(3600).default(30),
-  /** Failed starts in a row (died or never ready) before the worker is reported down for good. */
-  maxStartFailures: z.number().int().min(1).max(100).default(3),
-  /** After a worker gave up, no new one is started for this long; callers get the error at once. */
-  cooldownSeconds: z.number().min(0).max(86_400).default(60),
-});
-
-const localSchema = z.strictObject({
-  command,
-  host: z.string().trim().min(1).default('127.0.0.1'),
-  basePort: z.number().int().min(1).max(65_535).default(9100),
-  gpus: gpuList.optional(),
-  workersPerGpu: z.number().int().min(1).max(16).default(1),
-  readyTimeoutSeconds: seconds(86_400).default(600),
-  /** How long a released worker may stay busy tearing its conversation down before it is restarted. */
-  resetTimeoutSeconds: seconds(3600).default(30),
-  /** Between SIGTERM and SIGKILL. */
-  stopGraceSeconds: seconds(600).default(10),
-  healthPath: urlPath.default('/health'),
-  chatPath: urlPath.default('/api/chat'),
-  env: envVars.default({}),
-  cwd: z.string().min(1).optional(),
-  restart: restartSchema.prefault({}),
-});
-
-const remoteSchema = z.strictObject({
-  urls: z
-    .array(
-      z.string().superRefine((value, ctx) => {
-        try {
-          toChatUrl(value, '/api/chat');
-        } catch (err) {
-          ctx.addIssue({ code: 'custom', message: (err as Error).message });
-        }
-      }),
-    )
-    .min(1, 'list at least one worker, e.g. ["ws://10.0.0.5:8998"]; list a URL once per conversation it can hold at a time')
-    .max(MAX_WORKERS_LIMIT),
-  healthIntervalSeconds: seconds(3600).default(10),
-  healthTimeoutSeconds: seconds(600).default(5),
-  healthPath: urlPath.default('/health'),
-  chatPath: urlPath.default('/api/chat'),
-});
-
-const baseSchema = z.strictObject({
-  provider: z.enum(['local', 'remote'], { error: 'must be "local" (start workers here) or "remote" (use running workers by URL)' }).default('local'),
-  warm: z.number().int().min(0).max(MAX_WORKERS_LIMIT).default(1),
-  maxWorkers: z.number().int().min(1).max(MAX_WORKERS_LIMIT).optional(),
-  idleTimeoutSeconds: seconds(7 * 86_400).default(300),
-  maxQueue: z.number().int().min(0).max(10_000).default(16),
-  local: localSchema.optional(),
-  remote: remoteSchema.optional(),
-});
-
-export type LocalPoolConfig = z.output<typeof localSchema>;
-export type RemotePoolConfig = z.output<typeof remoteSchema>;
 interface CommonPoolConfig {
-  /** Workers kept started and ready while nobody talks (local only). */
+  /** Workers kept started and ready while nobody talks (providers that launch workers). */
   warm: number;
   maxWorkers: number;
   idleTimeoutSeconds: number;
   maxQueue: number;
 }
-export type PoolConfig = (CommonPoolConfig & { provider: 'local'; local: LocalPoolConfig }) | (CommonPoolConfig & { provider: 'remote'; remote: RemotePoolConfig });
 
-type ParsedBase = z.output<typeof baseSchema>;
+type Definition = (typeof PROVIDERS)[number];
 
-function checkConsistency(c: ParsedBase, ctx: z.RefinementCtx): void {
-  const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
-  if (c.provider === 'local') {
-    if (!c.local) {
-      issue(['local', 'command'], 'is required when provider is "local": the command that starts one worker, e.g. "quillman worker --engine cascade --port {port}" or "python -m moshi.server --port {port}"');
-      return;
-    }
-    const gpus = c.local.gpus ?? [];
-    const gpuSlots = gpus.length * c.local.workersPerGpu;
-    if (gpus.length && c.maxWorkers !== undefined && c.maxWorkers > gpuSlots) {
-      issue(['maxWorkers'], `is ${c.maxWorkers} but ${gpus.length} GPU(s) × workersPerGpu ${c.local.workersPerGpu} give room for ${gpuSlots}; lower it, list more GPUs or raise workersPerGpu`);
-    }
-    const maxWorkers = c.maxWorkers ?? defaultLocalMaxWorkers(c.local);
-    if (c.warm > maxWorkers) issue(['warm'], `is ${c.warm} but at most ${maxWorkers} worker(s) may run (maxWorkers); lower warm or raise maxWorkers`);
-    if (c.local.restart.maxDelaySeconds < c.local.restart.initialDelaySeconds) {
-      issue(['local', 'restart', 'maxDelaySeconds'], 'must not be below initialDelaySeconds');
-    }
-  } else {
-    if (!c.remote) {
-      issue(['remote', 'urls'], 'is required when provider is "remote": the workers\' addresses, e.g. ["ws://10.0.0.5:8998"]');
-      return;
-    }
-    if (c.maxWorkers !== undefined && c.maxWorkers !== c.remote.urls.length) {
-      issue(['maxWorkers'], `is ${c.maxWorkers} but remote.urls lists ${c.remote.urls.length} worker(s); with remote workers the list decides: remove maxWorkers, or list a URL once per conversation it can hold`);
+type ConfigOf<D> = D extends ProviderDefinition<infer Name, infer Schema> ? CommonPoolConfig & { provider: Name } & { [K in Name]: z.output<Schema> } : never;
+
+/** Validated settings: the pool's own, the provider's name, and that provider's settings block. */
+export type PoolConfig = ConfigOf<Definition>;
+
+export type PoolConfigInput = {
+  provider?: ProviderName;
+  warm?: number;
+  maxWorkers?: number;
+  idleTimeoutSeconds?: number;
+  maxQueue?: number;
+} & { [D in Definition as D['name']]?: z.input<D['settings']> };
+
+const COMMON_SHAPE = {
+  warm: z.number().int().min(0).max(MAX_WORKERS_LIMIT).default(1),
+  maxWorkers: z.number().int().min(1).max(MAX_WORKERS_LIMIT).optional(),
+  idleTimeoutSeconds: seconds(7 * 86_400).default(300),
+  maxQueue: z.number().int().min(0).max(10_000).default(16),
+};
+
+type Parsed = { provider: string; warm: number; maxWorkers?: number; idleTimeoutSeconds: number; maxQueue: number } & Record<string, unknown>;
+
+/** `"local" (start workers here) or "remote" (use running workers by URL)`. */
+export function providerChoices(registry: readonly AnyProviderDefinition[]): string {
+  const items = registry.map((p) => `"${p.name}" (${p.summary})`);
+  return items.length > 1 ? `${items.slice(0, -1).join(', ')} or ${items.at(-1)}` : items[0];
+}
+
+interface BuiltSchema {
+  schema: z.ZodType<unknown>;
+  base: z.ZodObject;
+}
+
+function build(registry: readonly AnyProviderDefinition[]): BuiltSchema {
+  if (!registry.length) throw new Error('the provider registry is empty');
+  const names = registry.map((p) => p.name);
+  for (const name of names) {
+    if (name in COMMON_SHAPE || name === 'provider' || names.indexOf(name) !== names.lastIndexOf(name)) {
+      throw new Error(`provider name "${name}" clashes with a pool setting or another provider`);
     }
   }
+  const base = z.strictObject({
+    provider: z.enum(names as [string, ...string[]], { error: `must be ${providerChoices(registry)}` }).default(names[0]),
+    ...COMMON_SHAPE,
+    ...Object.fromEntries(registry.map((p) => [p.name, (p.settings as z.ZodType).optional()])),
+  });
+  const definitionOf = (c: Parsed) => registry.find((p) => p.name === c.provider)!;
+
+  const check = (c: Parsed, ctx: z.RefinementCtx) => {
+    const issue: IssueReporter = (path, message) => ctx.addIssue({ code: 'custom', path, message });
+    const provider = definitionOf(c);
+    const block = c[provider.name];
+    if (block === undefined) {
+      issue([provider.name, ...provider.required.key.split('.')], `is required when provider is "${provider.name}": ${provider.required.hint}`);
+      return;
+    }
+    const { maxWorkers } = provider.resolve(block, { warm: c.warm, maxWorkers: c.maxWorkers }, issue);
+    if (provider.capabilities.launches && c.warm > maxWorkers) {
+      issue(['warm'], `is ${c.warm} but at most ${maxWorkers} worker(s) may run (maxWorkers); lower warm or raise maxWorkers`);
+    }
+  };
+
+  const resolve = (c: Parsed) => {
+    const provider = definitionOf(c);
+    const { maxWorkers, settings } = provider.resolve(c[provider.name], { warm: c.warm, maxWorkers: c.maxWorkers }, () => undefined);
+    return { provider: provider.name, warm: c.warm, maxWorkers, idleTimeoutSeconds: c.idleTimeoutSeconds, maxQueue: c.maxQueue, [provider.name]: settings };
+  };
+
+  return { base, schema: (base as unknown as z.ZodType<Parsed>).superRefine(check).transform(resolve) };
 }
 
-/** Without maxWorkers: one worker per GPU slot, or DEFAULT_LOCAL_MAX_WORKERS where no GPUs are listed. */
-function defaultLocalMaxWorkers(local: { gpus?: readonly unknown[]; workersPerGpu: number }): number {
-  const gpus = local.gpus?.length ?? 0;
-  return gpus ? gpus * local.workersPerGpu : DEFAULT_LOCAL_MAX_WORKERS;
+const built = new WeakMap<readonly AnyProviderDefinition[], BuiltSchema>();
+
+function schemaFor(registry: readonly AnyProviderDefinition[]): BuiltSchema {
+  let entry = built.get(registry);
+  if (!entry) built.set(registry, (entry = build(registry)));
+  return entry;
 }
 
-function resolve(c: ParsedBase): PoolConfig {
-  const common = { warm: c.warm, idleTimeoutSeconds: c.idleTimeoutSeconds, maxQueue: c.maxQueue };
-  if (c.provider === 'local') {
-    const local = c.local!;
-    const gpus = local.gpus?.length ? local.gpus : undefined;
-    const maxWorkers = c.maxWorkers ?? defaultLocalMaxWorkers(local);
-    return { provider: 'local', ...common, maxWorkers, local: { ...local, gpus } };
-  }
-  const remote = c.remote!;
-  const urls = remote.urls.map((url) => toChatUrl(url, remote.chatPath));
-  return { provider: 'remote', ...common, maxWorkers: urls.length, remote: { ...remote, urls } };
-}
-
-export const PoolConfigSchema = baseSchema.superRefine(checkConsistency).transform(resolve);
-export type PoolConfigInput = z.input<typeof PoolConfigSchema>;
+/** The pool settings of the built-in providers, for embedding in the whole settings schema. */
+export const PoolConfigSchema = schemaFor(PROVIDERS).schema as z.ZodType<PoolConfig, PoolConfigInput>;
 
 export class PoolConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -192,25 +113,38 @@ export class PoolConfigError extends Error {
   }
 }
 
-const KNOWN_KEYS: Record<string, string[]> = {
-  '': Object.keys(baseSchema.shape),
-  local: Object.keys(localSchema.shape),
-  remote: Object.keys(remoteSchema.shape),
-  'local.restart': Object.keys(restartSchema.shape),
-};
+/** The keys of the object schema at `path` (through optional, default and pipe wrappers), for "known settings are …". */
+function knownKeysAt(schema: z.ZodType, path: PropertyKey[]): string[] | undefined {
+  let node: unknown = schema;
+  for (const key of [...path, undefined]) {
+    for (let depth = 0; depth < 8 && node && !(node instanceof z.ZodObject); depth++) {
+      const def = (node as { _zod?: { def?: Record<string, unknown> } })._zod?.def;
+      node = def?.innerType ?? def?.in;
+    }
+    if (!(node instanceof z.ZodObject)) return undefined;
+    if (key === undefined) return Object.keys(node.shape);
+    node = node.shape[String(key)];
+  }
+  return undefined;
+}
 
-function describeIssue(issue: z.core.$ZodIssue, label: string): string {
+function describeIssue(issue: z.core.$ZodIssue, label: string, base: z.ZodObject): string {
   const path = issue.path.reduce<string>((out, key) => (typeof key === 'number' ? `${out}[${key}]` : `${out}.${String(key)}`), label);
   if (issue.code === 'unrecognized_keys') {
-    const known = KNOWN_KEYS[issue.path.join('.')];
+    const known = knownKeysAt(base, issue.path);
     return `${path}: unknown setting(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}${known ? `; known settings are ${known.join(', ')}` : ''}`;
   }
   return `${path}: ${issue.message}`;
 }
 
-/** Validates pool settings and fills in defaults; throws PoolConfigError listing every problem. */
-export function parsePoolConfig(input: unknown, label = 'pool'): PoolConfig {
-  const result = PoolConfigSchema.safeParse(input ?? {});
-  if (result.success) return result.data;
-  throw new PoolConfigError(result.error.issues.map((issue) => describeIssue(issue, label)));
+/**
+ * Validates pool settings and fills in defaults; throws PoolConfigError
+ * listing every problem. `registry` replaces the built-in providers (tests
+ * register stand-ins this way).
+ */
+export function parsePoolConfig(input: unknown, label = 'pool', registry: readonly AnyProviderDefinition[] = PROVIDERS): PoolConfig {
+  const { schema, base } = schemaFor(registry);
+  const result = schema.safeParse(input ?? {});
+  if (result.success) return result.data as PoolConfig;
+  throw new PoolConfigError(result.error.issues.map((issue) => describeIssue(issue, label, base)));
 }

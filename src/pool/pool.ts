@@ -1,20 +1,26 @@
 /**
- * The worker pool: one worker per conversation, a capped line for the rest.
+ * The worker pool: a slot of a worker per conversation, a capped line for the rest.
  *
  * Everything runs from one place, `pump()`, called after every change (a
- * worker changed state, someone joined or left the line): hand idle workers
+ * worker changed state, someone joined or left the line): hand free slots
  * to the first in line, start workers for those still waiting, keep the warm
  * ones, time out the extra idle ones, and turn everyone away once no worker
- * can ever serve them. A worker is handed out only from `idle` and becomes
- * `busy` in the same step, so two leases can never share a worker.
+ * can ever serve them. A slot is handed out only while the worker reports it
+ * free and is taken in the same step, so a worker never holds more
+ * conversations than its slots.
+ *
+ * The pool knows providers only through WorkerProvider and their
+ * capabilities; nothing here names one.
  */
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import { RepeatingPass } from '../util/repeating-pass.js';
-import type { ManagedWorker, ProviderEvents, WorkerProvider } from './providers/provider.js';
+import type { LeaseTicket, PoolLimits, PoolWorker, ProviderEvents, WorkerProvider } from './provider.js';
 import {
   NoWorkersError,
   QueueFullError,
   type AcquireOptions,
+  type DialInfo,
   type Lease,
   type PoolSnapshot,
   type ReleaseOutcome,
@@ -23,14 +29,7 @@ import {
 } from './types.js';
 import { WaitQueue, type QueueEntry } from './wait-queue.js';
 
-export interface PoolSettings {
-  maxWorkers: number;
-  warm: number;
-  maxQueue: number;
-  idleTimeoutSeconds: number;
-  /** After a worker crash-looped: how long callers get its error at once instead of a new attempt. */
-  cooldownSeconds: number;
-}
+export type PoolSettings = PoolLimits;
 
 interface Waiter extends QueueEntry {
   options: AcquireOptions;
@@ -47,7 +46,8 @@ class PoolLease implements Lease {
   #released = false;
 
   constructor(
-    readonly managed: ManagedWorker,
+    readonly managed: PoolWorker,
+    private readonly ticket: LeaseTicket,
     private readonly onRelease: (lease: PoolLease, outcome: ReleaseOutcome) => void,
   ) {
     this.worker = { ...managed.info };
@@ -55,6 +55,12 @@ class PoolLease implements Lease {
 
   get lost(): AbortSignal {
     return this.#lost.signal;
+  }
+
+  dial(): Promise<DialInfo> {
+    if (this.#lost.signal.aborted) return Promise.reject(this.#lost.signal.reason);
+    if (this.#released) return Promise.reject(new Error(`the lease of ${this.worker.id} was released`));
+    return this.ticket.dial();
   }
 
   release(outcome: ReleaseOutcome = { healthy: true }): void {
@@ -73,11 +79,12 @@ const SERVING_STATES = new Set(['idle', 'busy', 'resetting', 'starting']);
 export class Pool implements WorkerPool {
   readonly #provider: WorkerProvider;
   readonly #queue = new WaitQueue<Waiter>((waiter, position, queued) => this.#safely(() => waiter.options.onQueued?.(position, queued)));
-  readonly #leases = new Map<ManagedWorker, PoolLease>();
-  readonly #idleTimers = new Map<ManagedWorker, NodeJS.Timeout>();
+  /** Live leases by worker: at most its slots each. */
+  readonly #leases = new Map<PoolWorker, Set<PoolLease>>();
+  readonly #idleTimers = new Map<PoolWorker, NodeJS.Timeout>();
   readonly #listeners = new Set<() => void>();
   /** Set when a worker crash-looped: no new worker is started until `until`. */
-  #blocked?: { worker: ManagedWorker; message: string; until: number };
+  #blocked?: { worker: PoolWorker; message: string; until: number };
   #started?: Promise<void>;
   /** While start() runs: the spawn results of the warm workers it launches, to report a command that cannot run. */
   #startupSpawns?: Promise<void>[];
@@ -99,7 +106,7 @@ export class Pool implements WorkerPool {
   }
 
   /**
-   * Starts the warm workers (local) or checks the workers once (remote).
+   * Lets the provider adopt or check its workers, then starts the warm ones.
    * Resolves once the processes run, not once they are ready (a model can
    * take minutes to load; acquire() waits for it). Rejects when a worker
    * cannot be started at all, e.g. its command does not exist.
@@ -121,8 +128,8 @@ export class Pool implements WorkerPool {
     if (this.#closed) return Promise.reject(new NoWorkersError(this.#whyNoWorkers()));
     if (options.signal.aborted) return Promise.reject(options.signal.reason);
     if (this.#queue.length === 0) {
-      const idle = this.#firstIdle();
-      if (idle) return Promise.resolve(this.#lease(idle));
+      const free = this.#firstWithRoom();
+      if (free) return Promise.resolve(this.#lease(free));
     }
     if (!this.#canEverServe()) return Promise.reject(new NoWorkersError(this.#whyNoWorkers()));
     // A retry (front) was let in once already and is not turned away now.
@@ -153,20 +160,25 @@ export class Pool implements WorkerPool {
   }
 
   snapshot(): PoolSnapshot {
-    const workers = [...this.#provider.workers()].map((w) => ({ ...w.info }));
-    const hasIdle = workers.some((w) => w.state === 'idle');
+    const live = [...this.#provider.workers()];
+    const workers = live.map((w) => ({ ...w.info, ...(w.info.details && { details: { ...w.info.details } }) }));
+    const hasRoom = live.some((w) => w.freeSlots > 0);
     return {
       workers,
       queued: this.#queue.length,
       maxQueue: this.settings.maxQueue,
       maxWorkers: this.settings.maxWorkers,
-      accepting: !this.#closed && this.#canEverServe() && (hasIdle || this.#waitingForBusy() < this.settings.maxQueue),
+      accepting: !this.#closed && this.#canEverServe() && (hasRoom || this.#waitingForBusy() < this.settings.maxQueue),
     };
   }
 
   onChange(listener: () => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  registerMetrics(registry: Registry): void {
+    this.#provider.registerMetrics?.(registry);
   }
 
   close(): Promise<void> {
@@ -180,7 +192,7 @@ export class Pool implements WorkerPool {
         waiter.reject(shuttingDown);
       }
       await this.#provider.close();
-      for (const lease of this.#leases.values()) lease.lose(new Error('the worker pool is closing'));
+      for (const leases of this.#leases.values()) for (const lease of leases) lease.lose(new Error('the worker pool is closing'));
       this.#leases.clear();
       this.#changed();
       this.log.info('worker pool closed');
@@ -202,15 +214,16 @@ export class Pool implements WorkerPool {
   }
 
   #serveWaiters(): void {
-    for (let idle = this.#firstIdle(); idle && this.#queue.length; idle = this.#firstIdle()) {
+    for (let free = this.#firstWithRoom(); free && this.#queue.length; free = this.#firstWithRoom()) {
       const waiter = this.#queue.shift()!;
       waiter.stopListening();
-      waiter.resolve(this.#lease(idle));
+      waiter.resolve(this.#lease(free));
     }
   }
 
   #scaleUp(): void {
-    for (let missing = this.#queue.length - this.#comingCount(); missing > 0 && this.#canLaunch(); missing--) this.#launch();
+    const slots = Math.max(1, this.#provider.launchSlots);
+    for (let missing = this.#queue.length - this.#comingSlots(); missing > 0 && this.#canLaunch(); missing -= slots) this.#launch();
     while (this.#servingCount() < this.settings.warm && this.#canLaunch()) this.#launch();
   }
 
@@ -255,25 +268,28 @@ export class Pool implements WorkerPool {
     }
   }
 
-  #stopIfStillIdle(worker: ManagedWorker): void {
+  #stopIfStillIdle(worker: PoolWorker): void {
     this.#idleTimers.delete(worker);
     if (this.#closed || worker.info.state !== 'idle' || this.#servingCount() <= this.settings.warm) return;
     this.log.info({ worker: worker.info.id }, `stopping ${worker.info.id}: idle for ${this.settings.idleTimeoutSeconds} s beyond the ${this.settings.warm} warm worker(s)`);
     void worker.stop(`idle for ${this.settings.idleTimeoutSeconds} s`);
   }
 
-  #lease(worker: ManagedWorker): PoolLease {
-    worker.lease();
-    const lease = new PoolLease(worker, (l, outcome) => this.#release(l, outcome));
-    this.#leases.set(worker, lease);
-    this.log.debug({ worker: worker.info.id }, 'worker leased');
+  #lease(worker: PoolWorker): PoolLease {
+    const ticket = worker.lease();
+    const lease = new PoolLease(worker, ticket, (l, outcome) => this.#release(l, outcome));
+    let leases = this.#leases.get(worker);
+    if (!leases) this.#leases.set(worker, (leases = new Set()));
+    leases.add(lease);
+    this.log.debug({ worker: worker.info.id, conversations: leases.size, slots: worker.info.slots }, 'worker leased');
     return lease;
   }
 
   #release(lease: PoolLease, outcome: ReleaseOutcome): void {
     // A lease whose worker died was already taken back; its release has nothing left to do.
-    if (this.#leases.get(lease.managed) !== lease) return;
-    this.#leases.delete(lease.managed);
+    const leases = this.#leases.get(lease.managed);
+    if (!leases?.delete(lease)) return;
+    if (leases.size === 0) this.#leases.delete(lease.managed);
     const { id } = lease.managed.info;
     if (outcome.refused) this.log.info({ worker: id, reason: outcome.reason }, `${id} refused the conversation; it is skipped until it reports free`);
     else if (!outcome.healthy) this.log.warn({ worker: id, reason: outcome.reason }, `${id} misbehaved; checking or replacing it`);
@@ -292,21 +308,22 @@ export class Pool implements WorkerPool {
     this.log.info({ worker: launch.worker.info.id }, `starting ${launch.worker.info.id}`);
   }
 
-  #onWorkerChanged(worker: ManagedWorker): void {
-    const lease = this.#leases.get(worker);
-    if (lease && worker.info.state !== 'busy') {
+  #onWorkerChanged(worker: PoolWorker): void {
+    const leases = this.#leases.get(worker);
+    // A worker holds conversations only while busy: leaving busy otherwise than by its last release loses them.
+    if (leases && worker.info.state !== 'busy') {
       this.#leases.delete(worker);
       const reason = `worker ${worker.info.id} ${worker.info.state === 'stopping' ? 'was stopped' : 'failed'}${worker.info.detail ? `: ${worker.info.detail}` : ''}`;
-      this.log.warn({ worker: worker.info.id }, `lost a worker during a conversation: ${reason}`);
-      lease.lose(new Error(reason));
+      this.log.warn({ worker: worker.info.id, conversations: leases.size }, `lost a worker during a conversation: ${reason}`);
+      for (const lease of leases) lease.lose(new Error(reason));
     }
     if (worker.failure && worker.info.state === 'down' && this.#blocked?.worker !== worker) {
-      this.#blocked = { worker, message: worker.failure, until: Date.now() + this.settings.cooldownSeconds * 1000 };
+      this.#blocked = { worker, message: worker.failure, until: Date.now() + this.#provider.cooldownSeconds * 1000 };
     }
     this.#pump();
   }
 
-  #onWorkerRemoved(worker: ManagedWorker): void {
+  #onWorkerRemoved(worker: PoolWorker): void {
     const timer = this.#idleTimers.get(worker);
     if (timer) clearTimeout(timer);
     this.#idleTimers.delete(worker);
@@ -320,23 +337,26 @@ export class Pool implements WorkerPool {
       return `${this.#blocked.message}\nA new worker will be tried for conversations that start in ${seconds} s or later.`;
     }
     const down = this.#workers().filter((w) => w.info.state === 'down');
-    if (this.#provider.kind === 'remote' && down.length) {
+    if (this.#provider.capabilities.fixedSet && down.length) {
       return `No worker is reachable:\n${down.map((w) => `  ${w.info.id} (${w.info.url}): ${w.info.detail ?? 'down'}`).join('\n')}\nCheck that the workers are running and that the gateway can reach them.`;
     }
     return 'No worker is available. Check the gateway log.';
   }
 
-  #workers(): ManagedWorker[] {
+  #workers(): PoolWorker[] {
     return [...this.#provider.workers()];
   }
 
-  #firstIdle(): ManagedWorker | undefined {
-    return this.#workers().find((w) => w.info.state === 'idle');
+  /** The earliest worker with a free slot: earlier workers fill first, so later extras go idle and get stopped. */
+  #firstWithRoom(): PoolWorker | undefined {
+    return this.#workers().find((w) => w.freeSlots > 0);
   }
 
-  /** Workers that are, or soon will be, able to take a conversation without waiting for one to end. */
-  #comingCount(): number {
-    return this.#workers().filter((w) => w.info.state === 'starting' || w.info.state === 'resetting' || isRecovering(w)).length;
+  /** Slots of workers that are, or soon will be, able to take a conversation without waiting for one to end. */
+  #comingSlots(): number {
+    let slots = 0;
+    for (const w of this.#workers()) if (w.info.state === 'starting' || w.info.state === 'resetting' || isRecovering(w)) slots += w.info.slots;
+    return slots;
   }
 
   /**
@@ -344,7 +364,7 @@ export class Pool implements WorkerPool {
    * maxQueue: it caps only those left waiting for a busy worker to finish.
    */
   #waitingForBusy(): number {
-    return this.#queue.length - this.#comingCount() - this.#launchableCount();
+    return this.#queue.length - this.#comingSlots() - this.#launchableSlots();
   }
 
   /** Stopping workers still hold their port and GPU until they are gone, so they count. */
@@ -363,8 +383,8 @@ export class Pool implements WorkerPool {
     return this.#liveCount() < this.settings.maxWorkers;
   }
 
-  #launchableCount(): number {
-    return this.#canLaunch() ? this.settings.maxWorkers - this.#liveCount() : 0;
+  #launchableSlots(): number {
+    return this.#canLaunch() ? (this.settings.maxWorkers - this.#liveCount()) * Math.max(1, this.#provider.launchSlots) : 0;
   }
 
   #canEverServe(): boolean {
@@ -391,6 +411,6 @@ export class Pool implements WorkerPool {
 }
 
 /** Down, but a restart is already on its way. */
-function isRecovering(worker: ManagedWorker): boolean {
+function isRecovering(worker: PoolWorker): boolean {
   return worker.info.state === 'down' && worker.recovering;
 }

@@ -1,27 +1,37 @@
 /**
  * The contract between the gateway and the worker pool.
  *
- * A worker serves exactly one conversation at a time (a model instance holds
- * one conversation's state). The gateway leases one per conversation and
- * gives it back only once the worker's side of the session has closed, so the
- * next conversation always starts from fresh model state.
+ * A worker serves at most `slots` conversations at a time (our worker and
+ * Kyutai's Python server: one, as a model instance holds one conversation's
+ * state). The gateway leases a slot per conversation and gives it back only
+ * once the worker's side of the session has closed, so the next conversation
+ * always starts from fresh model state.
  */
+import type { Registry } from 'prom-client';
 
 /**
- * starting: process launched, not yet answering its health check.
- * idle: ready for a conversation. busy: leased. resetting: released, waiting
- * for the worker to report ready again. stopping: being shut down.
- * down: dead or unreachable (remote), waiting for a restart or a re-check.
+ * starting: launched (or not checked yet), not yet answering its health check.
+ * idle: ready, no conversation. busy: holds at least one conversation.
+ * resetting: released, waiting for the worker to report ready again.
+ * stopping: being shut down. down: dead or unreachable, waiting for a restart or a re-check.
  */
 export type WorkerState = 'starting' | 'idle' | 'busy' | 'resetting' | 'stopping' | 'down';
 
+/** Provider-specific facts shown in /health: a GPU type, a sandbox id, a pod name. */
+export type WorkerDetails = Record<string, string | number | boolean>;
+
 export interface WorkerInfo {
   id: string;
-  /** Base websocket URL of the worker's Moshi endpoint, e.g. ws://127.0.0.1:9001/api/chat */
+  /** Websocket URL of the worker's Moshi endpoint, e.g. ws://127.0.0.1:9001/api/chat. The gateway dials Lease.dial(), not this. */
   url: string;
   state: WorkerState;
-  provider: 'local' | 'remote';
-  /** GPU index the process is pinned to (local provider with a GPU list). */
+  /** Name of the provider that runs it (see src/pool/registry.ts). */
+  provider: string;
+  /** Conversations it can hold at once. */
+  slots: number;
+  /** Conversations it holds now (never more than `slots`). */
+  conversations: number;
+  /** GPU the worker is placed on (local: the CUDA_VISIBLE_DEVICES id). */
   gpu?: string;
   pid?: number;
   restarts: number;
@@ -29,6 +39,7 @@ export interface WorkerInfo {
   since: number;
   /** A note on the state for people reading /health: start-up progress, or why it is down. */
   detail?: string;
+  details?: WorkerDetails;
 }
 
 export interface PoolSnapshot {
@@ -67,10 +78,26 @@ export interface ReleaseOutcome {
   reason?: string;
 }
 
+/** How to reach a leased worker: what the gateway passes to its websocket client. */
+export interface DialInfo {
+  url: string;
+  /** Sent with the upgrade request, e.g. a per-lease Authorization header. */
+  headers?: Record<string, string>;
+  /** Websocket subprotocols. */
+  protocols?: string[];
+}
+
 export interface Lease {
   readonly worker: WorkerInfo;
   /**
-   * Gives the worker back. `healthy: false` means the session ended with the
+   * Where and how to connect for this lease. Providers whose workers need
+   * per-conversation credentials (a tunnel token, a pod's auth) make them
+   * here; for others it is just the worker's URL. Rejects when the worker
+   * cannot be reached any more; release the lease then.
+   */
+  dial(): Promise<DialInfo>;
+  /**
+   * Gives the slot back. `healthy: false` means the session ended with the
    * worker misbehaving (stall, protocol error): the pool checks or replaces it
    * instead of handing it straight to the next caller.
    */
@@ -101,6 +128,8 @@ export interface WorkerPool {
   snapshot(): PoolSnapshot;
   /** Subscribe to state changes (metrics, health). Returns an unsubscribe function. */
   onChange(listener: () => void): () => void;
+  /** Lets the provider add its own metrics (e.g. sandbox-seconds by GPU type) to the gateway's registry. */
+  registerMetrics?(registry: Registry): void;
   /** Stops every worker the pool started. */
   close(): Promise<void>;
 }

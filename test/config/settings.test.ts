@@ -1,8 +1,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadSettings, SettingsError } from '../../src/config/settings.js';
-import { withSettingsTable } from '../../src/config/settings-table.js';
+import { loadSettings, SETTINGS, SettingsError } from '../../src/config/settings.js';
+import { PROVIDERS } from '../../src/pool/registry.js';
+import { withProvidersTable, withSettingsTable } from '../../src/config/settings-table.js';
 import { REPO } from '../helpers/gateway.js';
 import { tempDir } from '../helpers/speech.js';
 
@@ -46,5 +47,28 @@ describe('settings', () => {
   it('the README shows the current settings table (run `npm run docs` after changing settings)', () => {
     const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
     expect(readme).toBe(withSettingsTable(readme));
+  });
+
+  it('docs/pool.md shows the current providers table (run `npm run docs` after changing a provider)', () => {
+    const doc = readFileSync(join(REPO, 'docs/pool.md'), 'utf8');
+    expect(doc).toBe(withProvidersTable(doc));
+    for (const provider of PROVIDERS) expect(doc).toContain(`| \`${provider.name}\` |`);
+  });
+
+  it("takes --provider's choices and each provider's flags from the provider registry", () => {
+    const providerFlag = SETTINGS.find((s) => s.path === 'pool.provider')!;
+    expect(providerFlag.choices).toEqual(PROVIDERS.map((p) => p.name));
+    for (const provider of PROVIDERS) {
+      for (const flag of provider.flags) {
+        expect(SETTINGS).toContainEqual(expect.objectContaining({ path: `pool.${provider.name}.${flag.key}`, flag: flag.flag, env: flag.env }));
+      }
+    }
+    // A provider flag goes through the provider's own schema: #slots= on a worker URL from the environment.
+    const s = loadSettings({ env: { QUILLMAN_PROVIDER: 'remote', QUILLMAN_WORKER_URLS: 'ws://10.0.0.5:8998#slots=4, http://10.0.0.6:8998' } });
+    expect(s.pool.provider === 'remote' && s.pool.remote.urls).toEqual([
+      { url: 'ws://10.0.0.5:8998/api/chat', slots: 4 },
+      { url: 'ws://10.0.0.6:8998/api/chat', slots: 1 },
+    ]);
+    expect(() => loadSettings({ env: { QUILLMAN_PROVIDER: 'cloud' } })).toThrow(/pool\.provider \(--provider \/ QUILLMAN_PROVIDER\): must be "local" \(start workers here\) or "remote"/);
   });
 });

@@ -1,6 +1,6 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { ChildOutput } from '../../src/pool/providers/child-output.js';
+import { ChildOutput } from '../../src/pool/providers/local/child-output.js';
 import { captureLog } from './helpers.js';
 
 function relay() {

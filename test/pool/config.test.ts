@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parsePoolConfig, PoolConfigError, PoolConfigSchema } from '../../src/pool/config.js';
-import { renderCommand, splitCommand } from '../../src/pool/providers/command-line.js';
+import { PROVIDER_NAMES, PROVIDERS } from '../../src/pool/registry.js';
+import { renderCommand, splitCommand } from '../../src/pool/providers/local/command-line.js';
 import { healthUrlOf } from '../../src/pool/urls.js';
 
 const problemsOf = (input: unknown): string[] => {
@@ -47,20 +48,45 @@ describe('pool settings', () => {
       remote: { urls: ['http://10.0.0.5:8998', 'https://gpu.example.com/moshi/', 'ws://a:1/api/chat?worker_auth_id=x', 'ws://a:1'] },
     });
     expect(config.provider === 'remote' && config.remote.urls).toEqual([
-      'ws://10.0.0.5:8998/api/chat',
-      'wss://gpu.example.com/moshi/api/chat',
-      'ws://a:1/api/chat?worker_auth_id=x',
-      'ws://a:1/api/chat',
+      { url: 'ws://10.0.0.5:8998/api/chat', slots: 1 },
+      { url: 'wss://gpu.example.com/moshi/api/chat', slots: 1 },
+      { url: 'ws://a:1/api/chat?worker_auth_id=x', slots: 1 },
+      { url: 'ws://a:1/api/chat', slots: 1 },
     ]);
     expect(config.maxWorkers).toBe(4);
     expect(healthUrlOf('wss://gpu.example.com/moshi/api/chat', '/api/chat', '/health')).toBe('https://gpu.example.com/moshi/health');
     expect(healthUrlOf('ws://a:1/api/chat?worker_auth_id=x', '/api/chat', '/health')).toBe('http://a:1/health');
   });
 
+  it('gives a remote worker conversation slots with #slots=N or { url, slots }, and headers to send it', () => {
+    const config = parsePoolConfig({
+      provider: 'remote',
+      remote: { urls: ['ws://a:1#slots=4', { url: 'https://b.example/moshi', slots: 2, headers: { authorization: 'Bearer t' } }, 'ws://c:1'] },
+    });
+    expect(config.provider === 'remote' && config.remote.urls).toEqual([
+      { url: 'ws://a:1/api/chat', slots: 4 },
+      { url: 'wss://b.example/moshi/api/chat', slots: 2, headers: { authorization: 'Bearer t' } },
+      { url: 'ws://c:1/api/chat', slots: 1 },
+    ]);
+    // maxWorkers counts workers; their slots are the conversations.
+    expect(config.maxWorkers).toBe(3);
+  });
+
+  it('takes its provider names, required blocks and checks from the provider registry', () => {
+    expect(PROVIDER_NAMES).toEqual(PROVIDERS.map((p) => p.name));
+    for (const provider of PROVIDERS) {
+      // Each provider's minimal example is valid, and missing its block names the setting it needs.
+      const config = parsePoolConfig({ provider: provider.name, [provider.name]: provider.example });
+      expect(config.provider).toBe(provider.name);
+      expect(problemsOf({ provider: provider.name }).join('\n')).toContain(`pool.${provider.name}.${provider.required.key}: is required when provider is "${provider.name}"`);
+    }
+  });
+
   it('parses its own output to the same settings, so it can be embedded in a larger schema', () => {
     for (const input of [
-      { warm: 2, maxWorkers: 3, local: { command: "q --name 'a b' --port {port}", gpus: '0,1,2', env: { THREADS: 4 } } },
+      { warm: 2, maxWorkers: 3, local: { command: "q --name 'a b' --port {port}", gpus: '0,1,2', env: { THREADS: 4 }, slots: 2 } },
       { provider: 'remote', remote: { urls: ['http://h:1'] } },
+      { provider: 'remote', remote: { urls: ['http://h:1#slots=3', { url: 'ws://g:2', headers: { 'x-key': 'k' } }], chatPath: '/chat' } },
     ]) {
       const once = PoolConfigSchema.parse(input);
       expect(PoolConfigSchema.parse(once)).toEqual(once);
@@ -83,6 +109,13 @@ describe('pool settings', () => {
     [{ provider: 'remote', remote: { urls: [] } }, /pool\.remote\.urls: list at least one worker/],
     [{ provider: 'remote', remote: { urls: ['ftp://x'] } }, /pool\.remote\.urls\[0\]: "ftp:\/\/x" must start with ws:\/\//],
     [{ provider: 'remote', remote: { urls: ['ws://a'] }, maxWorkers: 2 }, /pool\.maxWorkers: is 2 but remote\.urls lists 1/],
+    [{ provider: 'remote', remote: { urls: ['ws://a#slots=0'] } }, /pool\.remote\.urls\[0\]: "ws:\/\/a#slots=0": #slots= takes a whole number .* e\.g\. ws:\/\/a#slots=4/],
+    [{ provider: 'remote', remote: { urls: ['ws://a#top'] } }, /pool\.remote\.urls\[0\]: .*#fragment.*the only one allowed is #slots=N/],
+    [{ provider: 'remote', remote: { urls: [{ url: 'ws://a', slots: 1.5 }] } }, /pool\.remote\.urls\[0\]\.slots: /],
+    [{ provider: 'remote', remote: { urls: [{ url: 'ftp://a' }] } }, /pool\.remote\.urls\[0\]\.url: "ftp:\/\/a" must start with ws:\/\//],
+    [{ provider: 'remote', remote: { urls: [{ url: 'ws://a', headers: { 'bad header': 'x' } }] } }, /pool\.remote\.urls\[0\]\.headers\.bad header: is not a valid HTTP header name/],
+    [{ local: { command: 'q --port {port}', restart: { initialDelaySeconds: 5, maxDelaySeconds: 1 } } }, /pool\.local\.restart\.maxDelaySeconds: must not be below initialDelaySeconds/],
+    [{ local: { command: 'q --port {port}', restart: { tries: 1 } } }, /pool\.local\.restart: unknown setting\(s\) "tries"; known settings are initialDelaySeconds, maxDelaySeconds, maxStartFailures, cooldownSeconds/],
   ])('rejects %j with a message naming the setting', (input, message) => {
     expect(problemsOf(input).join('\n')).toMatch(message);
   });

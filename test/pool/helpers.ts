@@ -119,9 +119,9 @@ export function captureLog(): CapturedLog {
 }
 
 /** Opens a websocket conversation with a worker directly (as another gateway or client would). */
-export function openConversation(url: string): Promise<WebSocket> {
+export function openConversation(url: string, headers?: Record<string, string>): Promise<WebSocket> {
   return new Promise((resolveSocket, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false });
+    const ws = new WebSocket(url, { perMessageDeflate: false, headers });
     ws.once('open', () => resolveSocket(ws));
     ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
     ws.once('error', reject);
