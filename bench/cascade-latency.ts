@@ -4,6 +4,7 @@
  *
  *   npm run bench -- cascade [--turns 20] [--word-ms 30] [--no-llama] [--threads N] [--threads-probe]
  *                            [--cascade '{"speculativeAfterMs":240}'] [--verbose]
+ *                            [--no-tradeoff | --tradeoff-only] [--tradeoff-turns 10] [--settings 0,3]
  *
  * One conversation of N turns through `quillman serve` (its own process, as
  * deployed) and the `quillman worker --engine cascade` process it starts
@@ -24,11 +25,23 @@
  * (its arrival at the client, no playout buffer) − when the user's speech
  * ended (the end of the question clip, trimmed of silence, on the clock the
  * client sends it by). "Stream" latency is the same on the stream clock alone
- * (output sample i answers input sample i), without transport delays.
+ * (output sample i goes out about when input sample i came in), without
+ * transport delays.
+ *
+ * False starts: after the questions, the same server hears PAUSED utterances,
+ * sentences with a pause of 300-700 ms in the middle (flite speech, the
+ * pause inserted between two clips), most after a function word ("tell me
+ * about | the history of Rome"), some after a word a sentence could end on
+ * ("play some music | by the Beatles"). A false start is a turn the bot took
+ * (a final user transcript) before the user had finished the sentence.
+ *
+ * Trade-off: with the fake model only, the questions (--tradeoff-turns) and
+ * the paused utterances again under several end-of-turn settings, from the
+ * old fixed 600 ms wait to the adaptive ones: p50, p90, false starts.
  */
 import { spawn } from 'node:child_process';
-import { availableParallelism } from 'node:os';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_PERSONA } from '../src/engines/cascade/config.js';
@@ -37,11 +50,15 @@ import { writeTinyLlamaGguf } from '../test/cascade/gguf-writer.js';
 import { startFakeCloudLm, type FakeCloudLm } from '../test/cascade-e2e/fake-cloud-lm.js';
 import { cpuSeconds } from '../test/cascade-e2e/harness.js';
 import { CHUNK, converse, ms, samplesOf, Script, trimSilence } from '../test/cascade-e2e/voice.js';
-import { CLI_ARGS, REPO } from '../test/helpers/gateway.js';
-import { freePort } from '../test/helpers/net.js';
-import { stopProcessGroup } from '../test/helpers/processes.js';
 import { speak } from '../test/helpers/speech.js';
 import { machineLine, printTable } from './lib/report.js';
+import { serve as serveGateway, type Served } from './lib/serve.js';
+import { arg } from './lib/args.js';
+
+/** The gateway with one cascade worker on the offline stages. */
+function serve(flags: string[], config: Record<string, unknown>, dir: string): Promise<Served> {
+  return serveGateway('cascade', ['--stt', 'pocketsphinx', '--tts', 'flite', ...flags], { cascade: config }, dir);
+}
 
 const QUESTIONS = [
   'What is the capital of France?',
@@ -51,6 +68,29 @@ const QUESTIONS = [
   'Why is the sky blue?',
 ];
 const REPLY = 'That is a good question. The short answer is yes, and I can tell you more about it if you like.';
+/** Sentences said with a pause inside: [before, pause ms, after]. Seven pause after a function word, three after a word a sentence may end on. */
+const PAUSED: [string, number, string][] = [
+  ['Tell me about', 500, 'the history of Rome.'],
+  ['What is the capital of', 400, 'France?'],
+  ['I would like to', 600, 'book a table for two.'],
+  ['Can you recommend a', 350, 'good book?'],
+  ['How far away is', 450, 'the moon?'],
+  ['My favourite colour is', 700, 'blue.'],
+  ['I went to the market and', 550, 'bought some apples.'],
+  ['Play some music', 400, 'by the Beatles.'],
+  ['Set a timer', 300, 'for ten minutes.'],
+  ['What should I cook', 650, 'for dinner tonight?'],
+];
+/** End-of-turn settings compared in the trade-off table (engine config keys; the first is the engine before this table existed). */
+const TRADEOFF: { label: string; settings: Record<string, number> }[] = [
+  { label: 'fixed 600; model and recogniser close at 320 (before)', settings: { hangMs: 600, hangAfterCompleteMs: 600, hangAfterIncompleteMs: 600, judgeAfterWords: 1, speculativeAfterMs: 320, speculativeLeadMs: 280, finalPassLeadMs: 280 } },
+  { label: '320 / 900, judged at any length; both at 80', settings: { hangMs: 600, hangAfterCompleteMs: 320, hangAfterIncompleteMs: 900, judgeAfterWords: 1, speculativeAfterMs: 80, speculativeLeadMs: 240, finalPassLeadMs: 240 } },
+  { label: '320 / 900, judged from 4 words; model at 80, close at 160', settings: { hangMs: 600, hangAfterCompleteMs: 320, hangAfterIncompleteMs: 900, judgeAfterWords: 4, speculativeAfterMs: 80, speculativeLeadMs: 240, finalPassLeadMs: 160 } },
+  { label: '320 / 900, judged from 4 words; both at 80 (default)', settings: { hangMs: 600, hangAfterCompleteMs: 320, hangAfterIncompleteMs: 900, judgeAfterWords: 4, speculativeAfterMs: 80, speculativeLeadMs: 240, finalPassLeadMs: 240 } },
+  { label: '280 / 900, judged from 4 words; both at 80', settings: { hangMs: 600, hangAfterCompleteMs: 280, hangAfterIncompleteMs: 900, judgeAfterWords: 4, speculativeAfterMs: 80, speculativeLeadMs: 200, finalPassLeadMs: 200 } },
+  { label: '320 / 900, judged from 4 words; model at the first quiet frame, close at 80', settings: { hangMs: 600, hangAfterCompleteMs: 320, hangAfterIncompleteMs: 900, judgeAfterWords: 4, speculativeAfterMs: 1, speculativeLeadMs: 320, finalPassLeadMs: 240 } },
+  { label: '320 / 900, judged from 4 words; both at the first quiet frame', settings: { hangMs: 600, hangAfterCompleteMs: 320, hangAfterIncompleteMs: 900, judgeAfterWords: 4, speculativeAfterMs: 1, speculativeLeadMs: 320, finalPassLeadMs: 320 } },
+];
 /** Pause between the end of a reply and the next question. */
 const GAP_MS = 700;
 /** A turn with no reply within this long is counted as failed. */
@@ -62,54 +102,28 @@ interface Turn {
   v2vMs?: number;
   /** Same on the stream clock (ms). */
   streamMs?: number;
-  /** End of speech → final transcript received (turn decided), stream clock. */
+  /** End of speech → final transcript received (turn decided), client clock. */
   decidedMs?: number;
   timings?: Record<string, unknown>;
+}
+
+interface FalseStart {
+  utterance: string;
+  /** The bot took the turn before the user finished. */
+  falseStart: boolean;
+  /** What the recogniser made of it (the final transcripts, in order). */
+  heard: string[];
 }
 
 interface RunResult {
   label: string;
   turns: Turn[];
+  falseStarts?: FalseStart[];
   stats?: Record<string, Record<string, number | undefined>>;
   cpuShare?: number;
   sessionS: number;
-}
-
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
-
-interface Served {
-  chatUrl: string;
-  workerPid: number;
-  stop(): Promise<void>;
-}
-
-/** `quillman serve` with one cascade worker, in a process group of its own; resolves once a worker is ready. */
-async function serve(flags: string[], config: Record<string, unknown>, dir: string): Promise<Served> {
-  const port = await freePort();
-  const configFile = join(dir, `config-${port}.json`);
-  writeFileSync(configFile, JSON.stringify({ engine: { cascade: config } }));
-  const args = [...CLI_ARGS, 'serve', '--config', configFile, '--port', String(port), '--host', '127.0.0.1', '--engine', 'cascade'];
-  args.push('--warm', '1', '--max-workers', '1', '--worker-base-port', String(port + 1), '--stt', 'pocketsphinx', '--tts', 'flite', ...flags);
-  const child = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'], detached: true, env: { ...process.env, QUILLMAN_LOG_FORMAT: 'json' } });
-  let output = '';
-  child.stderr!.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
-  const stop = () => stopProcessGroup(child, 10_000);
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline && child.exitCode === null) {
-    try {
-      const health = (await (await fetch(`http://127.0.0.1:${port}/health`)).json()) as { pool?: { workers?: { state: string; pid?: number }[] } };
-      const worker = health.pool?.workers?.find((w) => w.state === 'idle' && w.pid !== undefined);
-      if (worker) return { chatUrl: `ws://127.0.0.1:${port}/api/chat`, workerPid: worker.pid!, stop };
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  await stop();
-  throw new Error(`quillman serve did not get a ready worker within 60 s:\n${output}`);
+  /** The worker's event-loop delay over the conversation (its /health). */
+  loopDelay?: { p99Ms: number; maxMs: number };
 }
 
 async function converseTurns(server: Served, label: string, turns: number, clips: Float32Array[]): Promise<RunResult> {
@@ -156,18 +170,64 @@ async function converseTurns(server: Served, label: string, turns: number, clips
     const until = ends[index + 1] ?? heard.length;
     const turn: Turn = { index };
     const first = heard.firstSound(end, until);
+    const endWall = speechEndWall(end, sentAt);
     const final = heard.events.find((e) => e.value.type === 'transcript' && e.value.role === 'user' && e.value.final === true && e.atSample >= end && e.atSample < until);
-    if (final) turn.decidedMs = ms(final.atSample - end);
+    if (final && endWall !== undefined) turn.decidedMs = final.wallMs - endWall;
     turn.timings = heard.events.find((e) => e.value.type === 'timings' && e.value.turn === index + 1)?.value;
     if (first < 0) return turn;
     turn.streamMs = ms(first - end);
-    const endWall = speechEndWall(end, sentAt);
     const arrival = heard.playTime(first);
     if (endWall !== undefined && arrival !== undefined) turn.v2vMs = arrival - endWall;
     return turn;
   });
   const stats = heard.eventsOf('stats').at(-1)?.value as RunResult['stats'];
-  return { label, turns: results, stats, cpuShare, sessionS: ms(heard.length) / 1000 };
+  const health = server.workerHealthUrl ? ((await (await fetch(server.workerHealthUrl)).json().catch(() => ({}))) as { eventLoopDelay?: RunResult['loopDelay'] }) : {};
+  return { label, turns: results, stats, cpuShare, sessionS: ms(heard.length) / 1000, loopDelay: health.eventLoopDelay };
+}
+
+interface PausedClip {
+  text: string;
+  before: Float32Array;
+  pauseMs: number;
+  after: Float32Array;
+}
+
+/**
+ * One conversation of paused sentences: each is said (before, pause, after),
+ * the bot answers, and once it has been quiet for GAP_MS the next one comes.
+ */
+async function falseStarts(server: Served, clips: PausedClip[]): Promise<FalseStart[]> {
+  const script = new Script();
+  const items: { text: string; start: number; afterEnd: number }[] = [];
+  let nextAt = samplesOf(800);
+  const { heard, sentAt } = await converse({
+    url: server.chatUrl,
+    maxMs: clips.length * 20_000,
+    mic: (at, h) => {
+      const current = items.at(-1);
+      if (current && at > current.afterEnd + samplesOf(1000)) {
+        const lastTurn = h.eventsOf('turn').at(-1);
+        const quiet = lastTurn?.value.state === 'listening' && h.lastSound(h.length - samplesOf(GAP_MS)) < 0;
+        if (quiet || at > current.afterEnd + samplesOf(TURN_TIMEOUT_MS)) nextAt = Math.min(nextAt, at);
+      }
+      if (at >= nextAt) {
+        if (items.length === clips.length) return undefined;
+        const clip = clips[items.length];
+        const afterStart = script.put(at, clip.before) + samplesOf(clip.pauseMs);
+        items.push({ text: clip.text, start: at, afterEnd: script.put(afterStart, clip.after) });
+        nextAt = Infinity;
+      }
+      return script.chunk(at);
+    },
+  });
+  // By wall time: when each sentence began to be sent, when its end was sent, when each transcript came.
+  const wallOf = (sample: number) => sentAt[Math.min(sentAt.length - 1, Math.floor(sample / CHUNK))] ?? Infinity;
+  return items.map((item, i) => {
+    const from = wallOf(item.start);
+    const until = i + 1 < items.length ? wallOf(items[i + 1].start) : Infinity;
+    const finals = heard.events.filter((e) => e.value.type === 'transcript' && e.value.role === 'user' && e.value.final === true && e.wallMs >= from && e.wallMs < until);
+    return { utterance: item.text, falseStart: finals.some((e) => e.wallMs < wallOf(item.afterEnd)), heard: finals.map((e) => String(e.value.text)) };
+  });
 }
 
 /** Wall time at which sample `end` was spoken: its 20 ms chunk was sent when its last sample was "captured". */
@@ -193,7 +253,7 @@ function numbers(turns: Turn[], pick: (t: Turn) => unknown): number[] {
 }
 
 function report(runs: RunResult[], wordMs: number): void {
-  process.stdout.write(`\ncascade latency — ${machineLine()}\n`);
+  process.stdout.write(`\ncascade latency — ${machineLine()}; load average at the start ${startLoad}\n`);
   process.stdout.write(`fake cloud LM: ${wordMs} ms per word (≈ token), first word ${wordMs} ms after the request; reply: "${REPLY}"\n`);
   if (process.argv.includes('--cascade')) process.stdout.write(`engine settings: ${arg('--cascade')}\n`);
   printTable(
@@ -233,10 +293,27 @@ function report(runs: RunResult[], wordMs: number): void {
       ['LM ms per piece', ...runs.map((r) => (r.stats?.lm?.msPerPiece === undefined ? '—' : String(r.stats.lm.msPerPiece)))],
     ],
   );
+  const withFalseStarts = runs.filter((r) => r.falseStarts);
+  if (withFalseStarts.length > 0) {
+    printTable(
+      `False starts: the bot took the turn inside a mid-sentence pause (${PAUSED.length} sentences, pauses of 300-700 ms)`,
+      ['sentence (pause)', ...withFalseStarts.map((r) => r.label)],
+      [
+        ...PAUSED.map(([before, pause, after], i) => [
+          `${before} (${pause}) ${after}`,
+          ...withFalseStarts.map((r) => {
+            const f = r.falseStarts![i];
+            return f ? `${f.falseStart ? 'FALSE START' : 'ok'}: ${f.heard.join(' | ') || '(nothing)'}` : '—';
+          }),
+        ]),
+        ['false-start rate', ...withFalseStarts.map((r) => `${r.falseStarts!.filter((f) => f.falseStart).length}/${r.falseStarts!.length}`)],
+      ],
+    );
+  }
   printTable(
     'CPU of one conversation (worker process and its flite children, /proc/<pid>/stat)',
-    ['language model', 'session (s)', 'CPU (share of one core)'],
-    runs.map((r) => [r.label, r.sessionS.toFixed(0), r.cpuShare === undefined ? '—' : `${(r.cpuShare * 100).toFixed(0)} %`]),
+    ['language model', 'session (s)', 'CPU (share of one core)', 'worker event-loop delay p99 / max (ms)'],
+    runs.map((r) => [r.label, r.sessionS.toFixed(0), r.cpuShare === undefined ? '—' : `${(r.cpuShare * 100).toFixed(0)} %`, r.loopDelay ? `${r.loopDelay.p99Ms} / ${r.loopDelay.maxMs}` : '—']),
   );
 }
 
@@ -291,6 +368,42 @@ async function threadsProbe(dir: string): Promise<void> {
   );
 }
 
+const startLoad = loadavg()
+  .map((l) => l.toFixed(2))
+  .join(' / ');
+
+function pausedClips(): Promise<PausedClip[]> {
+  return Promise.all(
+    PAUSED.map(async ([before, pauseMs, after]) => ({
+      text: `${before} … ${after}`,
+      before: trimSilence(await speak(before)),
+      pauseMs,
+      after: trimSilence(await speak(after)),
+    })),
+  );
+}
+
+/** One server per setting: the questions (p50, p90), then the paused sentences (false starts). */
+async function tradeoff(lmUrl: string, turns: number, clips: Float32Array[], paused: PausedClip[], dir: string): Promise<string[][]> {
+  const rows: string[][] = [];
+  // --settings 0,3: only those rows of TRADEOFF (to compare a few settings in one sitting).
+  const only = arg('--settings')?.split(',').map(Number);
+  for (const { label, settings } of TRADEOFF.filter((_, i) => only === undefined || only.includes(i))) {
+    process.stderr.write(`trade-off, ${label}: ${turns} turns and ${paused.length} paused sentences…\n`);
+    const server = await serve(['--lm-url', lmUrl], settings, dir);
+    try {
+      const run = await converseTurns(server, label, turns, clips);
+      const fs = await falseStarts(server, paused);
+      const v = numbers(run.turns, (t) => t.v2vMs);
+      const flagged = fs.filter((f) => f.falseStart);
+      rows.push([label, `${v.length}/${run.turns.length}`, f0(percentile(v, 50)), f0(percentile(v, 90)), `${flagged.length}/${fs.length}`, flagged.map((f) => f.utterance.split(' … ')[0]).join('; ') || '—']);
+    } finally {
+      await server.stop();
+    }
+  }
+  return rows;
+}
+
 async function main(): Promise<void> {
   const turns = Number(arg('--turns') ?? 20);
   const wordMs = Number(arg('--word-ms') ?? 30);
@@ -298,9 +411,11 @@ async function main(): Promise<void> {
   // Engine settings to try (any key of the cascade config), as the config file would give them.
   const overrides = JSON.parse(arg('--cascade') ?? '{}') as Record<string, unknown>;
   const clips = await Promise.all(QUESTIONS.map(async (q) => trimSilence(await speak(q))));
+  const paused = await pausedClips();
   const runs: RunResult[] = [];
   const dir = mkdtempSync(join(tmpdir(), 'quillman-bench-'));
   const lm: FakeCloudLm = await startFakeCloudLm({ reply: () => REPLY, wordDelayMs: wordMs });
+  let tradeoffRows: string[][] | undefined;
 
   const configs: { label: string; flags: string[]; config: Record<string, unknown> }[] = [{ label: `fake cloud LM ${wordMs} ms/word`, flags: ['--lm-url', lm.url], config: overrides }];
   if (!process.argv.includes('--no-llama')) {
@@ -310,12 +425,14 @@ async function main(): Promise<void> {
     configs.push({ label: 'llama.cpp, tiny test GGUF', flags: ['--gguf', gguf, ...(threads ? ['--llama-threads', threads] : [])], config: { maxReplyTokens: 48, ...overrides } });
   }
   try {
-    for (const config of configs) {
-      process.stderr.write(`${config.label}: ${turns} turns…\n`);
+    for (const config of process.argv.includes('--tradeoff-only') ? [] : configs) {
+      process.stderr.write(`${config.label}: ${turns} turns, then ${paused.length} paused sentences…\n`);
       const server = await serve(config.flags, config.config, dir);
       const asked = lm.requests.length;
       try {
-        runs.push(await converseTurns(server, config.label, turns, clips));
+        const run = await converseTurns(server, config.label, turns, clips);
+        run.falseStarts = await falseStarts(server, paused);
+        runs.push(run);
       } finally {
         await server.stop();
       }
@@ -325,11 +442,19 @@ async function main(): Promise<void> {
         for (const q of lm.requests.slice(asked)) process.stdout.write(`  model asked: "${q.messages.at(-1)?.content}"${q.abortedByClient ? ' (cancelled)' : ''}\n`);
       }
     }
+    if (!process.argv.includes('--no-tradeoff')) tradeoffRows = await tradeoff(lm.url, Number(arg('--tradeoff-turns') ?? 10), clips, paused, dir);
   } finally {
     await lm.close();
     rmSync(dir, { recursive: true, force: true });
   }
-  report(runs, wordMs);
+  if (runs.length > 0) report(runs, wordMs);
+  if (tradeoffRows) {
+    printTable(
+      `End-of-turn settings against latency and false starts (fake cloud LM ${wordMs} ms/word; waits in ms after a word a sentence can end on / after a function word, 600 below the word count judged; silence at which the model starts and the recogniser closes)`,
+      ['setting', 'turns ok', 'p50', 'p90', 'false starts', 'cut off'],
+      tradeoffRows,
+    );
+  }
   if (process.argv.includes('--threads-probe')) {
     const probeDir = mkdtempSync(join(tmpdir(), 'quillman-bench-'));
     try {

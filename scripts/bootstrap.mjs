@@ -9,8 +9,9 @@
  *   node scripts/bootstrap.mjs test [vitest args…]
  *   node scripts/bootstrap.mjs bench [name args…]
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { constants } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { newestMtime } from './newest-mtime.mjs';
@@ -23,10 +24,56 @@ function say(line) {
   process.stderr.write(`\x1b[36m[quillman]\x1b[0m ${line}\n`);
 }
 
+/**
+ * Stopping `npm start` must stop everything it started, whatever a
+ * supervisor sends: a stop signal is passed on to the running child once (the
+ * gateway drains, then stops its workers), and this process exits as the
+ * child did. npm may also die without passing anything on (SIGKILL, or an
+ * npm that just exits and leaves its `sh -c` behind); this process notices
+ * that its parent chain broke and asks the child to stop the same way.
+ */
+const STOP_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT'];
+let current;
+let stopAsked = false;
+
+function askToStop(signal) {
+  if (!current) process.exit(128 + constants.signals[signal]);
+  // The child may hear the same signal straight from a terminal or a group kill; one request from us is enough.
+  if (stopAsked) return;
+  stopAsked = true;
+  current.kill(signal);
+}
+for (const signal of STOP_SIGNALS) process.on(signal, () => askToStop(signal));
+
+/** Parent pid of `pid` from /proc (Linux); undefined elsewhere or when it is gone. */
+function parentOf(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+// npm runs us through `sh -c`, which stays alive when npm dies: watch the grandparent too.
+const parentAtStart = process.ppid;
+const grandparentAtStart = parentOf(parentAtStart);
+setInterval(() => {
+  const orphaned = process.ppid !== parentAtStart || (grandparentAtStart !== undefined && parentOf(parentAtStart) !== grandparentAtStart);
+  if (orphaned && current) askToStop('SIGTERM');
+}, 500).unref();
+
 function run(cmd, cmdArgs, env = {}) {
-  const r = spawnSync(cmd, cmdArgs, { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } });
-  if (r.error) throw r.error;
-  return r.status ?? 1;
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(cmd, cmdArgs, { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } });
+    current = child;
+    stopAsked = false;
+    child.once('error', reject);
+    child.once('exit', (code, signal) => {
+      current = undefined;
+      resolveRun(code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1));
+    });
+  });
 }
 
 function checkNode() {
@@ -38,7 +85,7 @@ function checkNode() {
 }
 
 /** npm records what it installed in node_modules/.package-lock.json; older than the lock file means stale. */
-function ensureDependencies() {
+async function ensureDependencies() {
   const installed = join(root, 'node_modules/.package-lock.json');
   const lock = join(root, 'package-lock.json');
   const stale = !existsSync(installed) || statSync(installed).mtimeMs < Math.max(statSync(lock).mtimeMs, statSync(join(root, 'package.json')).mtimeMs);
@@ -47,7 +94,7 @@ function ensureDependencies() {
   // `npm install`, not `npm ci`: it follows the lock file too, but tolerates optional platform
   // packages a registry mirror lacks (node-llama-cpp's macOS/Windows builds), where ci refuses.
   // onnxruntime-node's install step downloads CUDA files; the CPU runtime it ships needs none.
-  const code = run(npm, ['install', '--no-audit', '--no-fund'], { ONNXRUNTIME_NODE_INSTALL: 'skip' });
+  const code = await run(npm, ['install', '--no-audit', '--no-fund'], { ONNXRUNTIME_NODE_INSTALL: 'skip' });
   if (code !== 0) {
     say('npm install failed: check your network access to the npm registry, then run the command again.');
     process.exit(code);
@@ -57,12 +104,12 @@ function ensureDependencies() {
 const STAMP = join(root, 'dist/.build-stamp');
 const SOURCES = ['src', 'web', 'package.json', 'package-lock.json', 'tsconfig.json'];
 
-function ensureBuilt() {
+async function ensureBuilt() {
   const built = existsSync(STAMP) ? Number(readFileSync(STAMP, 'utf8')) : 0;
   const newest = Math.max(...SOURCES.map((s) => newestMtime(join(root, s))));
   if (built >= newest && existsSync(join(root, 'dist/cli/main.js'))) return;
   say('building…');
-  const code = run(npm, ['run', '--silent', 'build']);
+  const code = await run(npm, ['run', '--silent', 'build']);
   if (code !== 0) {
     say('the build failed; the errors are above.');
     process.exit(code);
@@ -70,17 +117,41 @@ function ensureBuilt() {
   writeFileSync(STAMP, String(newest));
 }
 
+/**
+ * Real servers some tests talk to, made once per machine and cached by version: Kyutai's
+ * moshi.server (a Python environment and a tiny checkpoint) for test/kyutai and test/modal, and
+ * the Go-built Kubernetes control plane for test/kubernetes. Only when those tests are selected
+ * (no filter selects them all).
+ */
+async function ensureTestServers(vitestArgs) {
+  const filters = vitestArgs.filter((a) => !a.startsWith('-'));
+  const wants = (re) => filters.length === 0 || filters.some((f) => re.test(f));
+  if (wants(/kyutai|modal/)) {
+    say("setting up Kyutai's moshi.server for the tests (once per machine: about 4 GB)…");
+    const code = await run(process.execPath, ['--import', 'tsx', join(root, 'scripts/kyutai/tiny-moshi.ts')]);
+    if (code !== 0) {
+      say("Kyutai's server could not be set up (see above); its tests will say so. Fix the cause and run the tests again.");
+    }
+  }
+  if (wants(/kubernetes/) && process.platform === 'linux') {
+    say('building the Kubernetes control plane for the tests if needed (once per machine)…');
+    const code = await run('bash', [join(root, 'scripts/kube-binaries.sh')]);
+    if (code !== 0) say('the Kubernetes binaries could not be built (see above); test/kubernetes will say so.');
+  }
+}
+
 checkNode();
-ensureDependencies();
-ensureBuilt();
+await ensureDependencies();
+await ensureBuilt();
 
 switch (task) {
   case 'start':
-    process.exit(run(process.execPath, [join(root, 'dist/cli/main.js'), 'serve', ...args]));
+    process.exit(await run(process.execPath, [join(root, 'dist/cli/main.js'), 'serve', ...args]));
   case 'test':
-    process.exit(run(process.execPath, [join(root, 'node_modules/vitest/vitest.mjs'), 'run', ...args]));
+    await ensureTestServers(args);
+    process.exit(await run(process.execPath, [join(root, 'node_modules/vitest/vitest.mjs'), 'run', ...args]));
   case 'bench':
-    process.exit(run(process.execPath, ['--import', 'tsx', join(root, 'bench/run.ts'), ...args]));
+    process.exit(await run(process.execPath, ['--import', 'tsx', join(root, 'bench/run.ts'), ...args]));
   default:
     say(`unknown task "${task}": use start, test or bench`);
     process.exit(2);

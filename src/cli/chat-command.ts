@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import { createWriteStream } from 'node:fs';
+import { once } from 'node:events';
 import { OPUS_RATE } from '../audio/opus-stream.js';
 import { readWav, writeWav } from '../audio/wav.js';
 import { runChat } from '../client/chat.js';
@@ -25,17 +27,19 @@ export function registerChatCommand(program: Command): void {
     .argument('[url]', 'websocket URL of /api/chat', 'ws://127.0.0.1:8000/api/chat')
     .requiredOption('-i, --input <file>', 'WAV file to speak, or "-" for raw s16le 24 kHz mono PCM on stdin')
     .option('-o, --output <file>', 'write the reply audio to this WAV file')
+    .option('--save-ogg <file>', 'write the reply\'s Ogg Opus stream exactly as the server sent it (for opusinfo/opusdec)')
     .option('--linger <s>', 'seconds of silence streamed after the input, to hear the end of the reply', numberOption, 3)
     .option('--param <key=value...>', 'sampling parameter, e.g. --param text_temperature=0.6', [])
     .option('--persona <text>', 'persona / system prompt (QuiLLMan engines)')
     .option('--json', 'print a JSON summary on stdout instead of the text')
-    .action(async (url: string, opts: { input: string; output?: string; linger: number; param: string[]; persona?: string; json?: boolean }) => {
+    .action(async (url: string, opts: { input: string; output?: string; saveOgg?: string; linger: number; param: string[]; persona?: string; json?: boolean }) => {
       const query = new URLSearchParams(opts.param.map((p) => p.split('=', 2) as [string, string]));
       if (opts.persona) query.set('persona', opts.persona);
       const parsed = parseSamplingParams(query);
       if (!parsed.ok) throw new Error(describeParamIssues(parsed.issues));
       const input = opts.input === '-' ? pcmFromStream(process.stdin) : (await readWav(opts.input, OPUS_RATE)).samples;
       const log = (line: string) => process.stderr.write(line + '\n');
+      const ogg = opts.saveOgg ? createWriteStream(opts.saveOgg) : undefined;
       const result = await runChat({
         url,
         params: parsed.params,
@@ -44,7 +48,12 @@ export function registerChatCommand(program: Command): void {
         onText: opts.json ? undefined : (piece) => process.stdout.write(piece),
         onEvent: (event) => log(`[event] ${JSON.stringify(event)}`),
         onError: (message) => log(`[error] ${message}`),
+        onOggBytes: ogg ? (bytes) => ogg.write(bytes) : undefined,
       });
+      if (ogg) {
+        ogg.end();
+        await once(ogg, 'close');
+      }
       if (opts.output) await writeWav(opts.output, result.audio, OPUS_RATE);
       const summary = {
         timeToHandshakeMs: round(result.timeToHandshakeMs),

@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { registerChatCommand } from './chat-command.js';
 import { registerModelsCommand } from './models-command.js';
 import { registerServeCommand } from './serve-command.js';
+import { registerTokenCommand } from './token-command.js';
 import { registerWorkerCommand } from './worker-command.js';
 
 const program = new Command()
@@ -14,6 +15,7 @@ registerServeCommand(program);
 registerWorkerCommand(program);
 registerChatCommand(program);
 registerModelsCommand(program);
+registerTokenCommand(program);
 
 program.parseAsync().catch((err: Error) => {
   process.stderr.write(`quillman: ${err.message}\n`);

@@ -4,7 +4,9 @@ import { fileURLToPath } from 'node:url';
 import { loadSettings, SETTINGS, type Settings } from '../config/settings.js';
 import { startGateway } from '../gateway/server.js';
 import { createPool, findProvider } from '../pool/index.js';
-import { createLogger } from '../util/logger.js';
+import { prepareMoshi, type MoshiPlan } from '../kyutai/prepare.js';
+import { stderrProgressBar } from '../models/progress-bar.js';
+import { createLogger, type Logger } from '../util/logger.js';
 import { onShutdown } from './options.js';
 import { shellQuote } from '../util/shell-quote.js';
 
@@ -22,7 +24,8 @@ export const ENGINE_LABELS: Record<string, string> = {
   loopback: 'loopback (TEST ENGINE: plays your voice back after a delay; not a conversation)',
 };
 
-export function resolveSettings(flags: Record<string, unknown>): Settings {
+/** With `moshi`, the plan prepareMoshi() made supplies the worker command, its environment and the GPUs. */
+export function resolveSettings(flags: Record<string, unknown>, moshi?: MoshiPlan): Settings {
   return loadSettings({
     configFile: flags.config as string | undefined,
     flags,
@@ -31,6 +34,13 @@ export function resolveSettings(flags: Record<string, unknown>): Settings {
       const engine = ((raw.engine ??= {}) as Record<string, unknown>);
       const gateway = ((raw.gateway ??= {}) as Record<string, unknown>);
       const local = ((pool.local ??= {}) as Record<string, unknown>);
+      if (moshi) {
+        local.command ??= moshi.command;
+        local.env = { ...moshi.env, ...(local.env as object | undefined) };
+        local.gpus ??= moshi.gpus;
+        // Moshi 7B loads 15 GB of weights before it listens: minutes on a cold disk.
+        local.readyTimeoutSeconds ??= 1800;
+      }
       local.command ??= selfWorkerCommand(String(engine.name ?? 'cascade'));
       // Our workers read their engine settings from here, so one config file configures the whole system.
       local.env = { QUILLMAN_ENGINE_SETTINGS: JSON.stringify(engine), ...(local.env as object | undefined) };
@@ -49,18 +59,51 @@ export function registerServeCommand(program: Command): void {
     cmd.addOption(spec.choices ? option.choices(spec.choices) : option);
   }
   cmd.action(async (flags: Record<string, unknown>) => {
-    const settings = resolveSettings(flags);
+    let settings = resolveSettings(flags);
     const log = createLogger('gateway');
+    let moshiLabel: string | undefined;
+    if (settings.engine.name === 'moshi') {
+      const plan = await setUpMoshi(settings, log);
+      settings = resolveSettings(flags, plan);
+      moshiLabel = plan.label;
+    }
     // A provider whose workers run something else than our engine (remote servers, Kyutai on a GPU host) names it.
-    const engineLabel = findProvider(settings.pool.provider)?.engineLabel ?? ENGINE_LABELS[settings.engine.name] ?? settings.engine.name;
+    const engineLabel = moshiLabel ?? findProvider(settings.pool.provider)?.engineLabel ?? ENGINE_LABELS[settings.engine.name] ?? settings.engine.name;
     const pool = createPool(settings.pool, log.child({ component: 'pool' }));
     const startPool = pool.start();
     const gateway = await startGateway({ settings: settings.gateway, pool, log, engineLabel });
     log.info(`QuiLLMan is serving ${gateway.url} with the ${engineLabel} engine`);
-    onShutdown(log, async () => {
-      await gateway.close();
-      await pool.close();
-    });
+    // Drain first: no new conversations, live ones warned and given drainSeconds; a second signal skips the wait.
+    onShutdown(
+      log,
+      async (hurry) => {
+        hurry.addEventListener('abort', () => void gateway.close(), { once: true });
+        await gateway.drain();
+        await gateway.close();
+        await pool.close();
+      },
+      { forceAfterMs: settings.gateway.drainSeconds * 1000 + 15_000 },
+    );
     await startPool.catch((err: Error) => log.error({ err }, 'the worker pool failed to start'));
+  });
+}
+
+/** Python environment, weights and GPUs for `--engine moshi`, with progress on the terminal. */
+async function setUpMoshi(settings: Settings, log: Logger): Promise<MoshiPlan> {
+  if (settings.pool.provider !== 'local') {
+    throw new Error(
+      `--engine moshi sets up Kyutai's server on this machine; with --provider ${settings.pool.provider} the workers run elsewhere and bring their own. Drop --engine moshi.`,
+    );
+  }
+  const bars = new Map<string, ReturnType<typeof stderrProgressBar>>();
+  return prepareMoshi({
+    settings: settings.engine.moshi,
+    gpus: settings.pool.local.gpus,
+    say: (line) => log.info(`moshi: ${line}`),
+    onDownload: (file, received, total) => {
+      let bar = bars.get(file);
+      if (!bar) bars.set(file, (bar = stderrProgressBar(`moshi weights ${file}`)));
+      bar({ url: file, received, total, resumedFrom: 0, done: total !== undefined && received >= total });
+    },
   });
 }

@@ -31,6 +31,8 @@ export interface ChatOptions {
   onError?: (message: string) => void;
   /** Each decoded chunk of reply audio, with the ms since streaming began. */
   onAudio?: (pcm: Float32Array, atMs: number) => void;
+  /** Each kind-1 payload exactly as the server sent it (Ogg pages), e.g. to save the stream for opusdec. */
+  onOggBytes?: (bytes: Uint8Array) => void;
 }
 
 export interface ChatResult {
@@ -104,6 +106,7 @@ export async function runChat(options: ChatOptions): Promise<ChatResult> {
           break;
         case 'audio': {
           result.pagesReceived++;
+          options.onOggBytes?.(frame.data);
           let chunks: Float32Array[];
           try {
             chunks = decoder.decode(frame.data);

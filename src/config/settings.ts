@@ -14,10 +14,14 @@ import type { AnyProviderDefinition, ProviderFlag } from '../pool/provider.js';
 import { PROVIDER_NAMES, PROVIDERS } from '../pool/registry.js';
 import { ENGINE_NAMES } from '../engines/registry.js';
 import { CascadeConfigSchema } from '../engines/cascade/config.js';
+import { MoshiSettingsSchema } from '../kyutai/prepare.js';
+
+/** Our workers' engines, and `moshi`: Kyutai's own server, set up and started by the gateway (src/kyutai). */
+export const SERVE_ENGINES = [...ENGINE_NAMES, 'moshi'] as const;
 
 export const EngineSettingsSchema = z
   .object({
-    name: z.enum(ENGINE_NAMES).default('cascade'),
+    name: z.enum(SERVE_ENGINES).default('cascade'),
     loopback: z.object({ delayMs: z.number().min(80), textIntervalMs: z.number().min(0) }).partial().strict().default({}),
     /**
      * Passed on to the workers as given (they validate it again); checked here
@@ -31,6 +35,7 @@ export const EngineSettingsSchema = z
         const result = CascadeConfigSchema.safeParse(value);
         if (!result.success) for (const issue of result.error.issues) ctx.addIssue({ code: 'custom', message: issue.message, path: issue.path });
       }),
+    moshi: MoshiSettingsSchema.default(MoshiSettingsSchema.parse({})),
   })
   .strict();
 
@@ -119,7 +124,7 @@ export const PROVIDER_SETTINGS: SettingSpec[] = PROVIDERS.flatMap((provider: Any
 export const SETTINGS: SettingSpec[] = [
   { path: 'gateway.port', flag: '--port <n>', env: 'QUILLMAN_PORT', parse: int, description: 'HTTP port of the gateway' },
   { path: 'gateway.host', flag: '--host <addr>', env: 'QUILLMAN_HOST', parse: str, description: 'address to listen on (0.0.0.0 to serve the network; the microphone then needs https)' },
-  { path: 'engine.name', flag: '--engine <name>', env: 'QUILLMAN_ENGINE', parse: str, description: `engine of the project's own workers: ${ENGINE_NAMES.join(', ')}` },
+  { path: 'engine.name', flag: '--engine <name>', env: 'QUILLMAN_ENGINE', parse: str, description: `engine: ${ENGINE_NAMES.join(', ')} (our workers), or moshi (Kyutai's server on this machine's GPUs, set up for you)`, choices: SERVE_ENGINES },
   { path: 'pool.provider', flag: '--provider <name>', env: 'QUILLMAN_PROVIDER', parse: str, description: `where workers come from: ${providerChoices(PROVIDERS).replaceAll('"', '')}`, choices: PROVIDER_NAMES },
   { path: 'pool.warm', flag: '--warm <n>', env: 'QUILLMAN_WARM', parse: int, description: 'workers kept started and ready while nobody talks' },
   { path: 'pool.maxWorkers', flag: '--max-workers <n>', env: 'QUILLMAN_MAX_WORKERS', parse: int, description: 'most workers at once (each holds its slots of conversations, one by default)', defaultText: PROVIDERS.map((p) => `${p.maxWorkersText} (${p.name})`).join('; ') },
@@ -130,7 +135,20 @@ export const SETTINGS: SettingSpec[] = [
   { path: 'gateway.tlsCert', flag: '--tls-cert <file>', env: 'QUILLMAN_TLS_CERT', parse: str, description: 'PEM certificate: serve https/wss (the microphone needs https beyond localhost)' },
   { path: 'gateway.tlsKey', flag: '--tls-key <file>', env: 'QUILLMAN_TLS_KEY', parse: str, description: 'PEM private key for --tls-cert' },
   { path: 'gateway.staticDir', flag: '--static-dir <dir>', env: 'QUILLMAN_STATIC_DIR', parse: str, description: 'built web app to serve', defaultText: 'dist/web' },
+  // Access control and draining (docs/security.md).
+  { path: 'gateway.apiKeys', flag: '--api-keys <keys>', env: 'QUILLMAN_API_KEYS', parse: list, description: 'comma-separated API keys; when set (or --token-secret), every conversation needs a key or a token (prefer the variable: flags show in `ps`)', defaultText: '—' },
+  { path: 'gateway.tokenSecrets', flag: '--token-secret <secrets>', env: 'QUILLMAN_TOKEN_SECRET', parse: list, description: 'HMAC secret(s), 32+ characters, for conversation tokens minted by your site (`quillman token`); the first signs, all verify', defaultText: '—' },
+  { path: 'gateway.allowedOrigins', flag: '--allowed-origins <origins>', env: 'QUILLMAN_ALLOWED_ORIGINS', parse: list, description: "web origins besides the gateway's own whose pages may open conversations (https://app.example.com), or *", defaultText: '—' },
+  { path: 'gateway.trustedProxies', flag: '--trusted-proxies <addrs>', env: 'QUILLMAN_TRUSTED_PROXIES', parse: list, description: 'reverse proxies (IPs or CIDR ranges) whose X-Forwarded-For names the client for the per-address limits', defaultText: '—' },
+  { path: 'gateway.maxConnectionsPerAddress', flag: '--max-connections-per-address <n>', env: 'QUILLMAN_MAX_CONNECTIONS_PER_ADDRESS', parse: int, description: 'open connections from one address (0: no limit)' },
+  { path: 'gateway.maxQueuedPerAddress', flag: '--max-queued-per-address <n>', env: 'QUILLMAN_MAX_QUEUED_PER_ADDRESS', parse: int, description: 'conversations from one address waiting for a worker at once (0: no limit)' },
+  { path: 'gateway.maxNewConversationsPerMinute', flag: '--conversations-per-minute <n>', env: 'QUILLMAN_CONVERSATIONS_PER_MINUTE', parse: int, description: 'new conversations one address may open per minute (0: no limit)' },
+  { path: 'gateway.drainSeconds', flag: '--drain-seconds <s>', env: 'QUILLMAN_DRAIN_SECONDS', parse: num, description: 'on SIGTERM/SIGINT: how long live conversations may go on (warned with ending_soon) before they are closed' },
   ...CASCADE_SETTINGS,
+  { path: 'engine.moshi.voice', flag: '--moshi-voice <name>', env: 'QUILLMAN_MOSHI_VOICE', parse: str, description: 'moshi: Kyutai voice, moshiko or moshika', defaultText: 'moshiko', choices: ['moshiko', 'moshika'] },
+  { path: 'engine.moshi.quantization', flag: '--moshi-quantization <q>', env: 'QUILLMAN_MOSHI_QUANTIZATION', parse: str, description: 'moshi: weights: bf16 (24 GB GPUs), q8 (12 GB), or auto by the smallest GPU used', defaultText: 'auto', choices: ['auto', 'bf16', 'q8'] },
+  { path: 'engine.moshi.device', flag: '--moshi-device <d>', env: 'QUILLMAN_MOSHI_DEVICE', parse: str, description: 'moshi: cuda; cpu only with a small --moshi-checkpoint (tests)', defaultText: 'cuda', choices: ['cuda', 'cpu'] },
+  { path: 'engine.moshi.checkpoint', flag: '--moshi-checkpoint <dir>', env: 'QUILLMAN_MOSHI_CHECKPOINT', parse: dir, description: "moshi: a folder with config.json, Moshi and Mimi safetensors and tokenizer.model, instead of Kyutai's weights" },
 ];
 
 

@@ -1,9 +1,11 @@
 /**
  * The one place every speech engine plugs in.
  *
- * A worker owns the wire (Ogg Opus, frames, sockets); an engine only ever sees
- * 24 kHz mono PCM in fixed 80 ms frames, which is the cadence Moshi itself runs
- * at. Keeping codecs out of engines means a new engine never touches Opus.
+ * A worker owns the wire (Ogg Opus, frames, sockets) and the output clock; an
+ * engine only ever sees 24 kHz mono PCM in fixed 80 ms frames, which is the
+ * cadence Moshi itself runs at. Keeping codecs out of engines means a new
+ * engine never touches Opus; keeping the clock out of them means no engine's
+ * work (recognition, a model, synthesis) can hold up the audio that is due.
  */
 import type { SamplingParams } from '../protocol/sampling.js';
 
@@ -20,10 +22,12 @@ export interface ProgressReport {
   fraction?: number;
 }
 
-/** What a conversation hands back to the worker. */
+/**
+ * What a conversation hands back to the worker, besides its audio (which the
+ * worker pulls, see Conversation.pullFrame). Messages go out in call order;
+ * those made inside pullFrame go out just before that frame's audio.
+ */
 export interface EngineSink {
-  /** Reply audio, 24 kHz mono, samples in [-1, 1], any length. */
-  audio(pcm: Float32Array): void;
   /** A piece of the reply's words, sent as a kind-2 frame. */
   text(piece: string): void;
   /** A structured event (transcripts, barge-in flush, stage timings), sent as kind-4 JSON. */
@@ -62,6 +66,14 @@ export interface ConversationOptions {
 export interface Conversation {
   /** Exactly ENGINE_FRAME_SAMPLES samples, in stream order, as they arrive. */
   pushFrame(frame: Float32Array): void;
+  /**
+   * The next 80 ms of reply audio (ENGINE_FRAME_SAMPLES samples, 24 kHz,
+   * [-1, 1]): silence when there is nothing to say. The worker's output clock
+   * calls it once per 80 ms of wall time from the first input frame on,
+   * whatever the input side is doing, so it must answer at once from what is
+   * ready: it never waits for a model.
+   */
+  pullFrame(): Float32Array;
   /** Ends the conversation and frees its state. Idempotent. */
   close(): Promise<void>;
 }

@@ -78,7 +78,9 @@ export class ClientInputValidator {
       return { action: 'forward', bytes: frameBytes, kind: Kind.Audio, header };
     } catch (err) {
       const reason = err instanceof OggError ? err.message : String(err);
-      return { action: 'reject', code: CloseCode.InvalidPayload, error: 'corrupt_audio', message: `Bad audio: ${reason}. Send Ogg Opus pages, starting with the OpusHead page.` };
+      // Past the headers the stream start was fine: the hint is about the pages themselves.
+      const hint = this.demuxer.headerSeen ? 'Send each Ogg page whole and unchanged, all of one stream.' : 'Send Ogg Opus pages, starting with the OpusHead page.';
+      return { action: 'reject', code: CloseCode.InvalidPayload, error: 'corrupt_audio', message: `Bad audio: ${reason}. ${hint}` };
     }
   }
 }

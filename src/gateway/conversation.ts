@@ -5,29 +5,50 @@
  * conversation always starts from fresh model state.
  */
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import WebSocket from 'ws';
 import { NoWorkersError, QueueFullError, type Lease, type WorkerPool } from '../pool/types.js';
 import { CloseCode, closeReason } from '../protocol/close-codes.js';
 import type { ServerEvent } from '../protocol/events.js';
 import { encodeError, encodeMetadata, Kind } from '../protocol/frames.js';
-import { describeParamIssues, parseSamplingParams, samplingToQuery } from '../protocol/sampling.js';
+import { describeParamIssues, parseSamplingParams, samplingToQuery, type SamplingParams } from '../protocol/sampling.js';
+import { serverInfo } from '../protocol/server-info.js';
 import type { Logger } from '../util/logger.js';
+import { buildInfo } from './build-info.js';
+import type { AddressLimits } from './access/address-limits.js';
+import type { Refusal } from './access/access-control.js';
 import { ClientInputValidator } from './client-input.js';
 import type { GatewaySettings } from './config.js';
-import { kindLabel, type ErrorKind, type GatewayMetrics } from './metrics.js';
+import { kindLabel, type ErrorKind, type GatewayMetrics, type SessionOutcome } from './metrics.js';
 
 export interface ConversationContext {
   pool: WorkerPool;
   settings: GatewaySettings;
   metrics: GatewayMetrics;
   log: Logger;
+  limits: AddressLimits;
+  /** What the workers run, e.g. "cascade (CPU: …)": reported in the session's server-info message. */
+  engineLabel?: string;
+}
+
+/** Who is calling, as access control found it. */
+export interface Caller {
+  /** The address key the per-address limits count under. */
+  addressKey: string;
+  /** A shorter length cap than the gateway's, from the caller's token. */
+  maxSeconds?: number;
+  /** Who, for the log (a token's `sub`). */
+  subject?: string;
 }
 
 /** Header pages sent before the worker is live, replayed to it once it is: its decoder needs them. */
 const MAX_STASHED_HEADER_BYTES = 16 * 1024;
 
 /** `early`: messages that arrived with the upgrade response, before the relay took over the socket. */
-type ConnectResult = { ok: true; socket: WebSocket; early: Buffer[] } | { ok: false; refused: boolean; reason: string };
+/** `busy`: upgraded, then silent: a Kyutai server serving another client (see connect()). */
+type ConnectResult = { ok: true; socket: WebSocket; early: Buffer[] } | { ok: false; refused: boolean; busy?: boolean; reason: string };
+
+const BUSY_MESSAGE = 'The server is busy with another client; you will be connected as soon as it is free.';
 
 export class GatewayConversation {
   readonly id = randomUUID().slice(0, 8);
@@ -46,24 +67,71 @@ export class GatewayConversation {
   private lastPong = 0;
   private lastClientPong = performance.now();
   private lastClientMessage = performance.now();
-  private outcome = 'completed';
+  /** Set by whatever ends the conversation; unset at the end means it ended normally (see SessionOutcome). */
+  private outcome?: SessionOutcome;
+  /** Counted in the caller's address's queue share while waiting for a worker. */
+  private queuedAtAddress = false;
+  private draining = false;
+  private readonly maxSeconds: number;
+  private readonly finishedHandlers: (() => void)[] = [];
   /** Set when the worker stalled or died: the pool must check or replace it, not hand it on. */
   private unhealthy = false;
-  private readonly relayedToWorker;
+  private readonly relayedToWorker = new Map<number, { inc(): void }>();
   private readonly relayedToClient = new Map<number, { inc(): void }>();
+  private params: SamplingParams = {};
 
   constructor(
     private readonly client: WebSocket,
     private readonly requestUrl: URL,
     legacy: boolean,
     private readonly ctx: ConversationContext,
+    private readonly caller: Caller = { addressKey: 'unknown' },
   ) {
-    this.log = ctx.log.child({ session: this.id });
+    this.log = ctx.log.child({ session: this.id, ...(caller.subject ? { subject: caller.subject } : {}) });
     this.validator = new ClientInputValidator(legacy, {
       maxMessageBytes: ctx.settings.maxMessageBytes,
       maxAudioLeadMs: ctx.settings.maxAudioLeadSeconds * 1000,
     });
-    this.relayedToWorker = ctx.metrics.framesRelayed.labels('to_worker', 'audio');
+    this.maxSeconds = Math.min(ctx.settings.maxConversationSeconds, caller.maxSeconds ?? Infinity);
+  }
+
+  /** True once the conversation has ended (its sockets may still be closing). */
+  get isFinished(): boolean {
+    return this.finished;
+  }
+
+  /** Runs `handler` once the conversation has ended, at once if it already has. */
+  onFinished(handler: () => void): void {
+    if (this.finished) handler();
+    else this.finishedHandlers.push(handler);
+  }
+
+  /**
+   * The gateway is shutting down. A caller still waiting for a worker is
+   * told to reconnect (another replica will serve it); a live one is warned
+   * and may go on for `graceSeconds`, then is closed. A grace of 0 closes
+   * it now, also when it was already draining.
+   */
+  drain(graceSeconds: number): void {
+    if (this.finished) return;
+    if (!this.live || graceSeconds <= 0) return this.shutDown();
+    if (this.draining) return;
+    this.draining = true;
+    this.sendEvent({ type: 'ending_soon', secondsLeft: graceSeconds });
+    this.after(graceSeconds * 1000, () => this.shutDown());
+  }
+
+  private shutDown(): void {
+    if (this.finished) return;
+    this.outcome = 'shutdown';
+    if (this.live) {
+      this.sendEvent({ type: 'ended', reason: 'shutdown' });
+      return this.end(CloseCode.GoingAway, 'The server is restarting. Reconnect to start a new conversation.');
+    }
+    const message = 'The server is restarting. Reconnect in a moment.';
+    this.sendEvent({ type: 'error', code: 'shutdown', message });
+    if (this.client.readyState === WebSocket.OPEN) this.client.send(encodeError(message));
+    this.end(CloseCode.TryAgainLater, message);
   }
 
   async run(): Promise<void> {
@@ -74,25 +142,40 @@ export class GatewayConversation {
     this.every(this.ctx.settings.clientPingIntervalSeconds * 1000, () => this.checkClient());
     client.on('error', (err) => {
       // ws closes with 1009 on its own when maxPayload is exceeded; count it.
-      if ((err as { code?: string }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.countError('oversized_message');
+      if ((err as { code?: string }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
+        this.outcome ??= 'oversized_message';
+        this.countError('oversized_message');
+      }
       this.log.debug({ err: err.message }, 'client socket error');
     });
 
     const parsed = parseSamplingParams(this.requestUrl.searchParams);
     if (!parsed.ok) return this.fail('invalid_params', CloseCode.InvalidParams, describeParamIssues(parsed.issues));
     const query = samplingToQuery(parsed.params, parsed.passthrough).toString();
+    this.params = parsed.params;
 
-    for (let attempt = 1; attempt <= this.ctx.settings.connectAttempts && !this.finished; attempt++) {
+    let toldBusy = false;
+    for (let attempt = 1, tries = 1; attempt <= this.ctx.settings.connectAttempts && !this.finished; attempt++, tries++) {
       // A retry keeps its place at the front: this client has already waited its turn.
-      const lease = await this.acquire(attempt > 1);
+      const lease = await this.acquire(tries > 1);
       if (!lease) return;
       if (this.finished) return lease.release({ healthy: true, reason: 'client left' });
       const result = await this.connect(lease, query);
       if (result.ok) return this.startRelay(lease, result.socket, result.early);
+      // The client left while we dialled and we cut the dial: nothing to say about the worker.
+      if (this.finished) return lease.release({ healthy: true, reason: 'client left' });
+      if (result.busy) {
+        // Waiting for a server in use elsewhere is waiting in line, not a failed attempt: the client may leave at any time.
+        attempt--;
+        this.log.info({ worker: lease.worker.id }, result.reason);
+        lease.release({ healthy: true, refused: true, reason: result.reason });
+        if (!toldBusy) this.sendEvent({ type: 'warming_up', message: BUSY_MESSAGE });
+        toldBusy = true;
+        continue;
+      }
       this.countError(result.refused ? 'worker_refused' : 'worker_unreachable');
       this.log.warn({ worker: lease.worker.id, reason: result.reason, attempt }, 'worker did not take the conversation');
-      // A connection we cut ourselves (the client left mid-connect) says nothing about the worker's health.
-      lease.release({ healthy: result.refused || this.finished, refused: result.refused, reason: result.reason });
+      lease.release({ healthy: result.refused, refused: result.refused, reason: result.reason });
     }
     if (!this.finished) {
       this.fail('worker_unreachable', CloseCode.TryAgainLater, 'No worker accepted the conversation. Try again in a moment; if it persists, check the gateway log.');
@@ -104,7 +187,10 @@ export class GatewayConversation {
       return await this.ctx.pool.acquire({
         front,
         signal: this.acquireAbort.signal,
-        onQueued: (position, queued) => this.sendEvent({ type: 'queue', position, queued }),
+        onQueued: (position, queued) => {
+          if (!this.enterQueue()) return;
+          this.sendEvent({ type: 'queue', position, queued });
+        },
         onWarmingUp: (message) => this.sendEvent({ type: 'warming_up', message }),
       });
     } catch (err) {
@@ -113,7 +199,42 @@ export class GatewayConversation {
       else if (err instanceof NoWorkersError) this.fail('no_workers', CloseCode.TryAgainLater, err.message);
       else this.fail('no_workers', CloseCode.InternalError, `Could not get a worker: ${(err as Error).message}`);
       return undefined;
+    } finally {
+      this.leaveQueue();
     }
+  }
+
+  /** Counts this caller in its address's share of the queue; refuses it when the share is taken. */
+  private enterQueue(): boolean {
+    if (this.finished) return false;
+    if (this.queuedAtAddress) return true;
+    if (!this.ctx.limits.enterQueue(this.caller.addressKey)) {
+      this.refuse({
+        reason: 'too_many_queued',
+        code: CloseCode.TooManyRequests,
+        message: `Too many conversations from your address are already waiting for a worker (the limit is ${this.ctx.settings.maxQueuedPerAddress}). Try again when one has started.`,
+      });
+      return false;
+    }
+    this.queuedAtAddress = true;
+    return true;
+  }
+
+  private leaveQueue(): void {
+    if (!this.queuedAtAddress) return;
+    this.queuedAtAddress = false;
+    this.ctx.limits.leaveQueue(this.caller.addressKey);
+  }
+
+  /** Turns the caller away before it was served: counted as a refusal, not as an error. */
+  private refuse(refusal: Refusal & { reason: 'too_many_queued' }): void {
+    if (this.finished) return;
+    this.outcome = 'too_many_queued';
+    this.ctx.metrics.refusals.labels(refusal.reason).inc();
+    this.log.info({ refused: refusal.reason, code: refusal.code }, refusal.message);
+    this.sendEvent({ type: 'error', code: refusal.reason, message: refusal.message });
+    if (this.client.readyState === WebSocket.OPEN) this.client.send(encodeError(refusal.message));
+    this.end(refusal.code, refusal.message);
   }
 
   private async connect(lease: Lease, query: string): Promise<ConnectResult> {
@@ -128,6 +249,7 @@ export class GatewayConversation {
     const url = target.url + (query ? (target.url.includes('?') ? '&' : '?') + query : '');
     const socket = new WebSocket(url, target.protocols ?? [], {
       headers: target.headers,
+      ...(target.ca && { ca: target.ca }),
       perMessageDeflate: false,
       handshakeTimeout: this.ctx.settings.workerHandshakeTimeoutSeconds * 1000,
       maxPayload: this.ctx.settings.maxMessageBytes * 4,
@@ -145,7 +267,29 @@ export class GatewayConversation {
         this.acquireAbort.signal.removeEventListener('abort', cut);
         resolve(r);
       };
-      socket.once('open', () => done({ ok: true, socket, early }));
+      socket.once('open', () => {
+        if (lease.worker.healthEndpoint !== false || early.length > 0) return done({ ok: true, socket, early });
+        // Kyutai's server upgrades at once but sends its handshake only once its one conversation lock is
+        // free: silence after the upgrade means another client holds it (docs/kyutai.md).
+        const busyAfterMs = this.ctx.settings.workerBusyAfterSeconds * 1000;
+        const timer = setTimeout(() => {
+          socket.off('message', spoke);
+          // A waiting server does not read, so a close frame would go unanswered: cut the connection.
+          socket.terminate();
+          done({ ok: false, refused: true, busy: true, reason: `${lease.worker.id} upgraded but said nothing for ${busyAfterMs / 1000} s: it is busy with another client` });
+        }, busyAfterMs);
+        const closed = () => {
+          clearTimeout(timer);
+          done({ ok: false, refused: false, reason: `${lease.worker.id} closed the connection before its handshake` });
+        };
+        const spoke = () => {
+          clearTimeout(timer);
+          socket.off('close', closed);
+          done({ ok: true, socket, early });
+        };
+        socket.once('message', spoke);
+        socket.once('close', closed);
+      });
       socket.once('unexpected-response', (_req, res) => {
         socket.terminate();
         done({ ok: false, refused: res.statusCode === 503, reason: `HTTP ${res.statusCode}` });
@@ -194,8 +338,12 @@ export class GatewayConversation {
     this.liveAt = performance.now();
     this.ctx.metrics.timeToHandshake.observe((this.liveAt - this.connectedAt) / 1000);
     this.ctx.metrics.sessionsActive.inc();
-    const { maxConversationSeconds, warnBeforeEndSeconds } = this.ctx.settings;
+    const maxConversationSeconds = this.maxSeconds;
+    const { warnBeforeEndSeconds } = this.ctx.settings;
     this.sendEvent({ type: 'session', id: this.id, maxSeconds: maxConversationSeconds, worker: this.lease?.worker.id });
+    // For Kyutai's web client, which fills its server-info panel from a message of this shape only.
+    const worker = this.lease?.worker;
+    this.sendEvent(serverInfo(this.params, this.ctx.engineLabel ?? worker?.provider ?? 'unknown', `${hostname()}/${worker?.id ?? 'worker'}`, buildInfo()));
     for (const bytes of this.stash) this.sendToWorker(bytes);
     this.stash = [];
     for (const before of warnBeforeEndSeconds) {
@@ -266,7 +414,10 @@ export class GatewayConversation {
     if (!worker || worker.readyState !== WebSocket.OPEN) return;
     if (worker.bufferedAmount > this.ctx.settings.workerMaxBufferedBytes) return this.stalled('The worker stopped reading audio.');
     worker.send(bytes);
-    this.relayedToWorker.inc();
+    const kind = bytes[0];
+    let counter = this.relayedToWorker.get(kind);
+    if (!counter) this.relayedToWorker.set(kind, (counter = this.ctx.metrics.framesRelayed.labels('to_worker', kindLabel(kind))));
+    counter.inc();
   }
 
   private sendToClient(bytes: Uint8Array, kind: number): void {
@@ -290,7 +441,7 @@ export class GatewayConversation {
   /** Tells the client what went wrong (kind-5 and a typed event), then ends. */
   private fail(error: ErrorKind, code: number, message: string): void {
     if (this.finished) return;
-    if (this.outcome === 'completed') this.outcome = error;
+    this.outcome ??= error;
     this.countError(error);
     this.log.info({ error, code }, message);
     this.sendEvent({ type: 'error', code: error, message });
@@ -323,8 +474,8 @@ export class GatewayConversation {
     const lease = this.lease;
     if (!lease) return;
     this.lease = undefined;
-    lease.release({ healthy: !this.unhealthy, reason: this.outcome });
-    this.log.info({ worker: lease.worker.id, outcome: this.outcome }, 'worker released');
+    lease.release({ healthy: !this.unhealthy, reason: this.outcome ?? 'completed' });
+    this.log.info({ worker: lease.worker.id, outcome: this.outcome ?? 'completed' }, 'worker released');
   }
 
   /** Ends the conversation once: closes the client, asks the worker to close, and releases it when it has. */
@@ -334,11 +485,14 @@ export class GatewayConversation {
     for (const t of this.timers) clearTimeout(t);
     this.timers = [];
     this.acquireAbort.abort();
+    this.leaveQueue();
+    this.outcome ??= this.live ? 'completed' : 'left_queue';
     if (this.live) {
       this.ctx.metrics.sessionsActive.dec();
       this.ctx.metrics.sessionLength.observe((performance.now() - this.liveAt) / 1000);
     }
     this.ctx.metrics.sessionsTotal.labels(this.outcome).inc();
+    for (const handler of this.finishedHandlers.splice(0)) handler();
     const { client, worker } = this;
     if (client.readyState === WebSocket.OPEN || client.readyState === WebSocket.CONNECTING) client.close(code, closeReason(reason));
     if (worker) {

@@ -24,11 +24,25 @@ export type ErrorKind =
   | 'worker_lost'
   | 'time_limit';
 
+/**
+ * How a conversation ended, for quillman_sessions_total: `completed` only
+ * for one that went live and ended normally; `left_queue` for a client that
+ * left before it was connected; `shutdown` when the gateway closed it after
+ * its drain grace; otherwise the error that ended it.
+ */
+export type SessionOutcome = ErrorKind | 'completed' | 'left_queue' | 'worker_error' | 'shutdown' | 'too_many_queued';
+
+/** prom-client's default gauges whose names end in `_total`, which Prometheus keeps for counters. */
+const MISNAMED_DEFAULTS = ['nodejs_active_resources_total', 'nodejs_active_handles_total', 'nodejs_active_requests_total'];
+const PREFIX = 'quillman_gateway_';
+
 export type GatewayMetrics = ReturnType<typeof createMetrics>;
 
 export function createMetrics(pool: WorkerPool) {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'quillman_gateway_' });
+  collectDefaultMetrics({ register: registry, prefix: PREFIX });
+  // Their per-type twins (…_active_handles{type}) stay; sum them for the totals.
+  for (const name of MISNAMED_DEFAULTS) registry.removeSingleMetric(PREFIX + name);
   const m = {
     registry,
     sessionsActive: new Gauge({ name: 'quillman_sessions_active', help: 'Conversations relaying to a worker', registers: [registry] }),
@@ -66,6 +80,24 @@ export function createMetrics(pool: WorkerPool) {
     }),
     framesRelayed: new Counter({ name: 'quillman_frames_relayed_total', help: 'Frames relayed, by direction and kind', labelNames: ['direction', 'kind'], registers: [registry] }),
     errors: new Counter({ name: 'quillman_errors_total', help: 'Errors, by kind', labelNames: ['kind'], registers: [registry] }),
+    refusals: new Counter({
+      name: 'quillman_refusals_total',
+      help: 'Connections and conversations refused before they started, by reason (origin, credentials, per-address limits, slow requests, draining)',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    eventLoopDelay: new Histogram({
+      name: `${PREFIX}event_loop_delay_seconds`,
+      help: "How late the gateway's event loop ran a 100 ms timer",
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    eventLoopStalls: new Counter({
+      name: `${PREFIX}event_loop_stalls_total`,
+      help: 'Event-loop delays over 250 ms, by cause: gateway (it used 250 ms of CPU meanwhile: its own work) or machine (it waited for a core)',
+      labelNames: ['cause'],
+      registers: [registry],
+    }),
   };
   return m;
 }

@@ -10,7 +10,7 @@
  * (trust on first use) and prints it, so it can be pinned here later.
  */
 
-export type ModelKind = 'stt' | 'tts' | 'lm';
+export type ModelKind = 'stt' | 'tts' | 'lm' | 'moshi';
 
 export interface ModelFile {
   /** Path inside the model's cache folder. */

@@ -19,7 +19,7 @@ export type Probe =
   | { kind: 'down'; reason: string };
 
 /** Health answers are a few hundred bytes; a worker sending more is cut off here. */
-const MAX_BODY_BYTES = 64 * 1024;
+export const MAX_HEALTH_BODY_BYTES = 64 * 1024;
 const MAX_PROGRESS_CHARS = 200;
 
 export async function probeHealth(url: string, timeoutMs: number, signal?: AbortSignal): Promise<Probe> {
@@ -31,24 +31,32 @@ export async function probeHealth(url: string, timeoutMs: number, signal?: Abort
     if (timeout.aborted) return { kind: 'down', reason: `no answer from ${url} within ${Math.round(timeoutMs / 100) / 10} s` };
     return { kind: 'down', reason: `${url}: ${networkReason(err)}` };
   }
-  const body = await readJson(response);
+  return healthFromAnswer(url, response.status, await readJson(response));
+}
+
+/**
+ * What a health answer means: its HTTP status and its JSON body (undefined
+ * when it had none, or not an object). For probes made with another HTTP
+ * client (a private CA, per-request credentials).
+ */
+export function healthFromAnswer(url: string, httpStatus: number, body: Record<string, unknown> | undefined): Probe {
   const status = typeof body?.status === 'string' ? body.status : undefined;
-  if (response.status >= 200 && response.status < 300) {
+  if (httpStatus >= 200 && httpStatus < 300) {
     if (status === 'busy') return { kind: 'busy' };
     if (status === 'warming') return { kind: 'warming', progress: describeProgress(body?.progress) };
     return { kind: 'ready', healthEndpoint: status !== undefined };
   }
-  if (response.status === 503) {
+  if (httpStatus === 503) {
     if (status === 'busy') return { kind: 'busy' };
     return { kind: 'warming', progress: describeProgress(body?.progress) };
   }
   if (status === 'failed') {
-    const error = typeof body?.error === 'string' ? body.error.slice(0, 2000) : `HTTP ${response.status}`;
+    const error = typeof body?.error === 'string' ? body.error.slice(0, 2000) : `HTTP ${httpStatus}`;
     return { kind: 'failed', reason: `it reports that its start-up failed: ${error}` };
   }
   // Any other 4xx: the server is up but has no health endpoint we understand (Kyutai's servers answer 404).
-  if (response.status >= 400 && response.status < 500) return { kind: 'ready', healthEndpoint: false };
-  return { kind: 'down', reason: `${url} answered HTTP ${response.status}` };
+  if (httpStatus >= 400 && httpStatus < 500) return { kind: 'ready', healthEndpoint: false };
+  return { kind: 'down', reason: `${url} answered HTTP ${httpStatus}` };
 }
 
 async function readJson(response: Response): Promise<Record<string, unknown> | undefined> {
@@ -62,7 +70,7 @@ async function readJson(response: Response): Promise<Record<string, unknown> | u
       if (done) break;
       chunks.push(value);
       size += value.byteLength;
-      if (size > MAX_BODY_BYTES) {
+      if (size > MAX_HEALTH_BODY_BYTES) {
         await reader.cancel();
         return undefined;
       }

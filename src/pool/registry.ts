@@ -8,10 +8,12 @@
  * host's start()), so that `quillman serve --provider local` never loads it.
  */
 import type { AnyProviderDefinition } from './provider.js';
+import { kubernetesProvider } from './providers/kubernetes/index.js';
 import { localProvider } from './providers/local/index.js';
+import { modalProvider } from './providers/modal/index.js';
 import { remoteProvider } from './providers/remote/index.js';
 
-export const PROVIDERS = [localProvider, remoteProvider] as const;
+export const PROVIDERS = [localProvider, remoteProvider, modalProvider, kubernetesProvider] as const;
 
 export type ProviderName = (typeof PROVIDERS)[number]['name'];
 

@@ -40,6 +40,12 @@ export interface WorkerInfo {
   /** A note on the state for people reading /health: start-up progress, or why it is down. */
   detail?: string;
   details?: WorkerDetails;
+  /**
+   * False for a worker without a health endpoint (Kyutai's servers). Such a
+   * worker, busy with a client of its own, upgrades a second caller and then
+   * says nothing: the gateway takes that silence as "busy" (docs/kyutai.md).
+   */
+  healthEndpoint?: boolean;
 }
 
 export interface PoolSnapshot {
@@ -85,6 +91,12 @@ export interface DialInfo {
   headers?: Record<string, string>;
   /** Websocket subprotocols. */
   protocols?: string[];
+  /**
+   * Certificate authorities (PEM) to trust for a wss:// URL, instead of
+   * Node's defaults: for endpoints signed by a private CA (a stand-in of a
+   * cloud's endpoint in tests, a cluster's own CA).
+   */
+  ca?: string[];
 }
 
 export interface Lease {

@@ -29,6 +29,12 @@ export const CloseCode = {
   ClientIdle: 4004,
   /** The engine ended the conversation (e.g. the user said goodbye). */
   EndedByEngine: 4005,
+  /** No credential, or one that is wrong or expired (HTTP 401's twin). */
+  Unauthorized: 4401,
+  /** A web page from an origin the gateway does not serve (HTTP 403's twin). */
+  Forbidden: 4403,
+  /** Too many conversations from one address (HTTP 429's twin). */
+  TooManyRequests: 4429,
 } as const;
 export type CloseCodeValue = (typeof CloseCode)[keyof typeof CloseCode];
 

@@ -4,7 +4,11 @@
  * Kyutai's Rust server sends at the start of a session.
  */
 
+import type { ServerInfo } from './server-info.js';
+
 export type ServerEvent =
+  /** Once per session, in the shape Kyutai's web client expects of its server (src/protocol/server-info.ts). */
+  | ServerInfo
   /** Waiting for a worker; `position` is 1 for the next in line. */
   | { type: 'queue'; position: number; queued: number }
   /** A worker was assigned and is starting or resetting. */

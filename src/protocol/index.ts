@@ -5,3 +5,4 @@ export * from './opus-packet.js';
 export * from './sampling.js';
 export * from './close-codes.js';
 export * from './events.js';
+export * from './server-info.js';

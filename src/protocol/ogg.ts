@@ -134,7 +134,10 @@ type StreamState = 'need-bos' | 'need-tags' | 'audio';
  * Opus header and packet events. Buffers at most one page plus one packet.
  */
 export class OggOpusDemuxer {
-  private pending: Uint8Array = new Uint8Array(0);
+  /** Pieces of a page that has not fully arrived, and how many bytes it needs before parsing can get further. */
+  private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
+  private pendingNeeds = 0;
   private state: StreamState = 'need-bos';
   private serial = -1;
   private partial: Uint8Array[] = [];
@@ -159,12 +162,13 @@ export class OggOpusDemuxer {
   /** Throws OggError on corrupt or non-Opus data unless `tolerant`. */
   push(chunk: Uint8Array): DemuxEvent[] {
     const events: DemuxEvent[] = [];
-    let bytes = chunk;
-    if (this.pending.length > 0) {
-      bytes = new Uint8Array(this.pending.length + chunk.length);
-      bytes.set(this.pending, 0);
-      bytes.set(chunk, this.pending.length);
+    // A page trickling in a few bytes at a time is gathered, not copied again on every push (that was quadratic).
+    if (this.pendingBytes > 0 && this.pendingBytes + chunk.length < this.pendingNeeds) {
+      this.pending.push(chunk.slice());
+      this.pendingBytes += chunk.length;
+      return events;
     }
+    const bytes = this.pendingBytes > 0 ? concat([...this.pending, chunk], this.pendingBytes + chunk.length) : chunk;
     let at = 0;
     while (at < bytes.length) {
       const parsed = parsePageAt(bytes, at);
@@ -184,7 +188,9 @@ export class OggOpusDemuxer {
       // Cannot happen with a valid page header; guards memory against garbage.
       throw new OggError('Ogg page is larger than the format allows');
     }
-    this.pending = rest === 0 ? new Uint8Array(0) : bytes.slice(at);
+    this.pending = rest === 0 ? [] : [bytes.slice(at)];
+    this.pendingBytes = rest;
+    this.pendingNeeds = rest === 0 ? 0 : bytesNeeded(this.pending[0]);
     return events;
   }
 
@@ -297,6 +303,16 @@ export class OggOpusDemuxer {
     if (!d.ok) return void this.fail(`not an Opus packet: ${d.error}`);
     events.push({ type: 'packet', data: packet, samples48k: d.samples48k });
   }
+}
+
+/** How long the page starting `partial` is, as far as its header tells yet: parsing waits until that much is there. */
+function bytesNeeded(partial: Uint8Array): number {
+  if (partial.length < HEADER_BYTES) return HEADER_BYTES;
+  const withTable = HEADER_BYTES + partial[26];
+  if (partial.length < withTable) return withTable;
+  let size = withTable;
+  for (let i = HEADER_BYTES; i < withTable; i++) size += partial[i];
+  return size;
 }
 
 function concat(parts: Uint8Array[], total: number): Uint8Array {

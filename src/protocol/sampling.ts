@@ -62,6 +62,8 @@ const NUMBER_RE = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
 
 function parseOne(name: string, spec: ParamSpec, raw: string): { value?: number | string; issue?: ParamIssue } {
   if (spec.kind === 'string') {
+    // Empty means unset, as samplingToQuery writes it: otherwise a parameter would not survive a round trip.
+    if (raw === '') return {};
     if (raw.length > spec.maxLength) {
       return { issue: { param: name, message: `${name} is ${raw.length} characters; the limit is ${spec.maxLength}` } };
     }
@@ -91,7 +93,8 @@ export function parseSamplingParams(query: URLSearchParams): ParseParamsResult {
   const issues: ParamIssue[] = [];
   const seen = new Set<string>();
   for (const [name, raw] of query) {
-    const spec = (SAMPLING_PARAMS as Record<string, ParamSpec>)[name];
+    // Own properties only: "valueOf" or "__proto__" in a query must not find Object's.
+    const spec = Object.hasOwn(SAMPLING_PARAMS, name) ? (SAMPLING_PARAMS as Record<string, ParamSpec>)[name] : undefined;
     if (!spec) {
       passthrough.push([name, raw]);
       continue;

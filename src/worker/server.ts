@@ -3,7 +3,9 @@
  * port, speaking the same Moshi protocol as Kyutai's servers so the gateway
  * treats every worker alike.
  *
- *   GET /health    200 {status: idle|busy} when ready, 503 {status: warming} while loading
+ *   GET /health    200 {status: idle|busy} when ready (with `problem` when the engine cannot serve), 503 {status: warming} while loading;
+ *                  eventLoopDelay: how long the event loop was held up since the current (or last)
+ *                  conversation began: the output clock is only as steady as the loop that runs it
  *   GET /api/chat  websocket; HTTP 503 while a conversation is in progress
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
@@ -15,6 +17,7 @@ import { CloseCode, closeReason } from '../protocol/close-codes.js';
 import { encodeError, encodeMetadata } from '../protocol/frames.js';
 import { describeParamIssues, parseSamplingParams } from '../protocol/sampling.js';
 import type { Logger } from '../util/logger.js';
+import { LoopDelayMonitor } from './loop-delay.js';
 import { WorkerSession } from './session.js';
 import { warmUpOnce } from './warm-up.js';
 
@@ -48,11 +51,14 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
   let status: Status = { status: 'warming' };
   let session: WorkerSession | undefined;
   let conversations = 0;
+  const loopDelay = new LoopDelayMonitor();
 
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     if (req.method === 'GET' && path === '/health') {
-      const body = JSON.stringify({ ...status, engine: engine.info, conversations });
+      // An engine that cannot hold a conversation (a stage failed to load) says why; the gateway reports it as degraded.
+      const problem = (engine as { problem?: unknown }).problem;
+      const body = JSON.stringify({ ...status, engine: engine.info, conversations, eventLoopDelay: loopDelay.snapshot(), ...(typeof problem === 'string' ? { problem } : {}) });
       // 503 while warming means "wait"; 500 after a failed warm-up means "this worker will not become ready".
       const code = status.status === 'idle' || status.status === 'busy' ? 200 : status.status === 'warming' ? 503 : 500;
       res.writeHead(code, { 'content-type': 'application/json' });
@@ -90,10 +96,25 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
         echoPages: options.echoPages,
       });
       session = current;
+      loopDelay.start();
       log.info({ conversation: conversations }, 'conversation started');
       void current.start();
       void current.finished.then(() => {
-        log.info({ conversation: conversations, frames: current.framesIn }, 'conversation ended; worker reset');
+        loopDelay.stop();
+        const delay = loopDelay.snapshot();
+        const clock = current.clock.stats;
+        const summary = {
+          conversation: conversations,
+          framesIn: current.framesIn,
+          framesOut: current.framesOut,
+          loopDelayP99Ms: delay.p99Ms,
+          loopDelayMaxMs: delay.maxMs,
+          outputClockWorstLateMs: Math.round(clock.worstLateMs),
+          outputClockLateTicks: clock.lateTicks,
+        };
+        // A tick a quarter frame late or worse means something blocked the event loop: say so where people look.
+        if (clock.lateTicks > 0 || clock.restarts > 0) log.warn({ ...summary, outputClockRestarts: clock.restarts }, 'reply audio fell behind its clock: the event loop was blocked');
+        log.info(summary, 'conversation ended; worker reset');
         session = undefined;
         if (status.status === 'busy') status = { status: 'idle' };
       });
@@ -128,6 +149,7 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
     async close() {
       await session?.end(CloseCode.GoingAway, 'worker shutting down');
       for (const client of wss.clients) client.terminate();
+      loopDelay.dispose();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
     },

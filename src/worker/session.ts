@@ -2,15 +2,36 @@
  * One conversation on a worker: Moshi frames in and out over one websocket,
  * Opus decoded to 80 ms PCM frames for the engine, engine output encoded back
  * to Ogg Opus. Every way a session can end funnels through `end()`.
+ *
+ * Output runs on its own clock (OutputClock), started by the first input
+ * frame: one 80 ms frame pulled from the engine per 80 ms of wall time,
+ * whatever the input side is doing. Input frames only feed the engine; no
+ * wait of the engine's (recognition, a model, synthesis) sits between an
+ * input frame and the output frame that is due.
  */
 import type { WebSocket } from 'ws';
 import { OggOpusDecoder, OggOpusEncoder } from '../audio/opus-stream.js';
 import { FrameChunker } from '../audio/pcm.js';
-import { ENGINE_FRAME_SAMPLES, type Conversation, type Engine, type EngineEvent, type EngineSink } from '../engines/engine.js';
+import { ENGINE_FRAME_SAMPLES, ENGINE_SAMPLE_RATE, type Conversation, type Engine, type EngineEvent, type EngineSink } from '../engines/engine.js';
 import { CloseCode, closeReason } from '../protocol/close-codes.js';
 import { decodeFrame, encodeAudio, encodeError, encodeHandshake, encodeMetadata, encodeText } from '../protocol/frames.js';
 import type { SamplingParams } from '../protocol/sampling.js';
 import type { Logger } from '../util/logger.js';
+import { OutputClock } from './output-clock.js';
+
+const FRAME_MS = (ENGINE_FRAME_SAMPLES / ENGINE_SAMPLE_RATE) * 1000;
+/**
+ * The first output frame leaves this long after the first input frame is
+ * complete, and every later one on that grid. Half a frame: input frames
+ * that arrive up to this late (network jitter) are still in time for an
+ * engine that answers input with input (loopback), and an engine that
+ * answers from its own queue (cascade) has time to take in the frame that
+ * just came, decide on it and have the first audio of a reply ready for the
+ * tick (measured: a 16 ms phase missed it in half the turns, by one frame).
+ */
+export const OUTPUT_PHASE_MS = FRAME_MS / 2;
+/** A clock further behind than this (a stalled event loop) starts afresh rather than burst out the backlog. */
+const MAX_CATCH_UP_MS = 1000;
 
 export interface WorkerSessionOptions {
   engine: Engine;
@@ -35,6 +56,7 @@ export class WorkerSession {
   private readonly encoder: OggOpusEncoder;
   private readonly chunker = new FrameChunker(ENGINE_FRAME_SAMPLES);
   private readonly abort = new AbortController();
+  readonly clock = new OutputClock(() => this.onTick(), { periodMs: FRAME_MS, maxCatchUpMs: MAX_CATCH_UP_MS });
   private conversation?: Conversation;
   private idleTimer?: NodeJS.Timeout;
   private ended = false;
@@ -42,6 +64,7 @@ export class WorkerSession {
   readonly finished: Promise<void>;
   private resolveFinished!: () => void;
   framesIn = 0;
+  framesOut = 0;
 
   constructor(private readonly ws: WebSocket, private readonly options: WorkerSessionOptions) {
     this.finished = new Promise((resolve) => (this.resolveFinished = resolve));
@@ -57,7 +80,6 @@ export class WorkerSession {
       return this.armIdleTimer();
     }
     const sink: EngineSink = {
-      audio: (pcm) => this.sendPages(this.encoder.encode(pcm)),
       text: (piece) => this.send(encodeText(piece)),
       metadata: (event) => this.onEngineEvent(event),
       error: (message, fatal) => {
@@ -118,8 +140,23 @@ export class WorkerSession {
           this.options.log.error({ err }, 'engine failed on a frame');
           return void this.fail(CloseCode.InternalError, `the engine failed: ${(err as Error).message}`);
         }
+        if (!this.clock.started && this.conversation) this.clock.start(performance.now() + OUTPUT_PHASE_MS);
       }
     }
+  }
+
+  /** One output frame, due now on the output clock. */
+  private onTick(): void {
+    if (this.ended || !this.conversation) return;
+    let pcm: Float32Array;
+    try {
+      pcm = this.conversation.pullFrame();
+    } catch (err) {
+      this.options.log.error({ err }, 'engine failed to give an output frame');
+      return void this.fail(CloseCode.InternalError, `the engine failed: ${(err as Error).message}`);
+    }
+    this.framesOut++;
+    this.sendPages(this.encoder.encode(pcm));
   }
 
   private armIdleTimer(): void {
@@ -153,6 +190,7 @@ export class WorkerSession {
   async end(code: number = CloseCode.Normal, reason = 'conversation ended'): Promise<void> {
     if (this.ended) return this.finished;
     this.ended = true;
+    this.clock.stop();
     clearTimeout(this.idleTimer);
     this.abort.abort();
     if (this.ws.readyState === this.ws.OPEN || this.ws.readyState === this.ws.CONNECTING) {

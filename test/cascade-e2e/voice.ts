@@ -5,8 +5,9 @@
  * voice back as echo), over the project's terminal client library.
  *
  * Everything received is placed on the stream clock: reply audio by sample
- * index (the worker emits one output frame per input frame, so output sample
- * i answers input sample i), events and text by how much reply audio had
+ * index (the worker's output clock starts with the input and runs at the same
+ * pace, so output sample i leaves about when input sample i came in, half a
+ * frame later), events and text by how much reply audio had
  * arrived when they came (metadata travels in order with the audio).
  */
 import { execFile } from 'node:child_process';

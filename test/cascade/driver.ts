@@ -37,7 +37,8 @@ export interface RunOptions {
 
 /**
  * Feeds `steps` frames; `input(i)` gives frame i (undefined → silence).
- * Input frame i and output frame i are the same step (the engine emits one per input).
+ * Each step processes input frame i, then pulls output frame i, as the
+ * worker's output clock would 80 ms later: the two streams stay in step.
  */
 export async function run(h: Harness, steps: number, input: (i: number) => Float32Array | undefined, opts: RunOptions = {}): Promise<number> {
   const start = h.sink.frames.length;
@@ -45,6 +46,7 @@ export async function run(h: Harness, steps: number, input: (i: number) => Float
     const i = start + s;
     h.conv.pushFrame(input(i) ?? new Float32Array(ENGINE_FRAME_SAMPLES));
     await h.conv.whenIdle();
+    h.sink.audio(h.conv.pullFrame());
     await sleep(opts.paceMs ?? 3);
     if (opts.until?.()) return s + 1;
   }

@@ -51,7 +51,7 @@ describe('cascade engine', () => {
     for (const t of sink.texts) expect(voiced).toContain(t.frame);
     // No reply audio before the user's turn ended.
     expect(voiced[0]).toBeGreaterThanOrEqual(finals[0].frame);
-    // One output frame per input frame: the output is paced by the input clock.
+    // Every output frame is a whole 80 ms frame.
     expect(sink.frames.every((f) => f.length === ENGINE_FRAME_SAMPLES)).toBe(true);
 
     const timings = sink.eventsOf('timings');
@@ -60,14 +60,15 @@ describe('cascade engine', () => {
     for (const k of ['vadEndOfTurnMs', 'sttFinalMs', 'lmFirstTokenMs', 'firstSentenceMs', 'firstTtsChunkMs', 'responseMs']) {
       expect(typeof timings[0][k], k).toBe('number');
     }
-    expect(timings[0].vadEndOfTurnMs).toBeGreaterThanOrEqual(600);
+    // "…how are you today" ends on a word a sentence can end on: the short wait.
+    expect(timings[0].vadEndOfTurnMs).toBeGreaterThanOrEqual(320);
     expect(h.conv.memory.history()).toEqual([
       { role: 'user', content: finals[0].text },
       { role: 'assistant', content: reply },
     ]);
   });
 
-  it('stops within 100 ms of detecting the user talking over it, flushes, and remembers only what was heard', async () => {
+  it('stops at once on detecting the user talking over it, flushes, and remembers only what was heard', async () => {
     const sentences = [
       'Sure.',
       'Let me tell you a rather long story about a lighthouse keeper.',
@@ -95,8 +96,10 @@ describe('cascade engine', () => {
     const question = toFrames(await speak('tell me a story'));
     const interruption = toFrames(await speak('wait, stop please, I have a question'));
     await run(h, 300, (i) => (i >= 3 ? question[i - 3] : undefined), { until: () => h!.conv.state === 'speaking' });
-    // Let the bot talk for about 2.4 s, with its voice leaking back into the microphone at -20 dB.
-    await run(h, 30, (i) => echoOf(h!, i, 3, -20));
+    // Let the bot talk for about 2.4 s, with its voice leaking back into the microphone at -20 dB. Counted in voiced
+    // frames: the stream runs far faster than real time here, and a busy machine's synthesiser may fall behind it.
+    const talking = h.sink.voicedFrames().length;
+    await run(h, 300, (i) => echoOf(h!, i, 3, -20), { until: () => h!.sink.voicedFrames().length - talking >= 30 });
     const onset = h.sink.frames.length;
     await run(h, 200, (i) => mix(echoOf(h!, i, 3, -20), interruption[i - onset]), {
       until: () => h!.sink.eventsOf('turn').some((e) => e.state === 'listening' && e.turn === 2),
@@ -114,19 +117,19 @@ describe('cascade engine', () => {
     expect(nextThinking).toBeDefined();
     const lateAudio = sink.voicedFrames().filter((f) => f >= detected && f < nextThinking.frame);
     expect(lateAudio).toEqual([]);
-    // Generation and synthesis stopped right away (wall clock; the scripted model yields every 40 ms).
+    // Generation and synthesis stopped right away: the model (one piece per 40 ms by then) handed out at most one more
+    // piece after the flush, and every sentence of the story still being synthesised was cut, none ran on. Ordering
+    // only: durations belong to the benchmarks.
     const flushAt = flush[0].at;
     expect(lm.aborts).toBeGreaterThanOrEqual(1);
-    expect(lm.abortedAt[0] - flushAt).toBeLessThan(100);
-    // Every sentence of the story still being synthesised was cut within 100 ms; none ran on.
+    expect(lm.yieldedAt.filter((t) => t > flushAt && t < lm.abortedAt[0]).length).toBeLessThanOrEqual(1);
     const story = synthEnds.filter((e) => sentences.includes(e.text));
-    expect(story.every((e) => e.at - flushAt < 100)).toBe(true);
     expect(story.filter((e) => e.at > flushAt).every((e) => e.aborted)).toBe(true);
 
     // Memory holds what the user could have heard, not the whole story.
     const assistant = h.conv.memory.history().filter((m) => m.role === 'assistant');
     const heard = assistant[0].content;
-    expect(heard.startsWith('Sure. Let me')).toBe(true);
+    expect(heard.startsWith('Sure. Let me'), heard).toBe(true);
     expect(heard).toMatch(/…$/);
     expect(heard.length).toBeLessThan(sentences.join(' ').length / 2);
     expect(heard).not.toContain('forty years');
@@ -185,10 +188,12 @@ describe('cascade engine', () => {
     const voiced = sink.voicedFrames();
     expect(voiced.length).toBeGreaterThan(5);
     expect(voiced[voiced.length - 1]).toBeLessThanOrEqual(end[0].frame);
-    // Afterwards the engine is done: further frames produce nothing.
+    // Afterwards the engine is done: further frames are silent and nothing more is said.
     const before = sink.frames.length;
+    const events = sink.events.length;
     await run(h, 5, () => undefined);
-    expect(sink.frames.length).toBe(before);
+    expect(sink.voicedFrames().filter((f) => f >= before)).toEqual([]);
+    expect(sink.events.length).toBe(events);
     expect(h.conv.state).toBe('ended');
   });
 
@@ -205,7 +210,8 @@ describe('cascade engine', () => {
     // The speculative answer must still be running when the user goes on, however slowly this machine
     // feeds frames: the first request's first word never comes before it is aborted.
     const lm: ScriptedLm = scriptedLm(() => 'Okay, here is one about a cat.', (index) => (lm.calls.length <= 1 && index === 0 ? 60_000 : 100));
-    h = await openHarness(lm, { hangMs: 800, speculativeAfterMs: 240 });
+    // An 800 ms wait whatever the words, the model and the recogniser's early close at 240 ms of silence.
+    h = await openHarness(lm, { hangMs: 800, hangAfterCompleteMs: 800, hangAfterIncompleteMs: 800, speculativeAfterMs: 240, speculativeLeadMs: 560, finalPassLeadMs: 560 });
     const part1 = toFrames(await speak('tell me'));
     const part2 = toFrames(await speak('a joke about cats'));
     // "tell me" … 480 ms pause (past the speculative point, short of the hang time) … "a joke about cats".
@@ -246,7 +252,9 @@ describe('cascade engine', () => {
     h.conv.pushFrame(new Float32Array(ENGINE_FRAME_SAMPLES).fill(5));
     await h.conv.whenIdle();
     await run(h, 5, () => undefined);
-    expect(h.sink.frames.length).toBe(7);
+    expect(h.sink.frames.length).toBe(5);
+    expect(h.sink.frames.every((f) => f.length === ENGINE_FRAME_SAMPLES)).toBe(true);
     expect(h.sink.errors.filter((e) => e.fatal)).toEqual([]);
+    expect(h.conv.state).toBe('listening');
   });
 });

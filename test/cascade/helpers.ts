@@ -28,7 +28,7 @@ export function toFrames(pcm: Float32Array): Float32Array[] {
   return frames;
 }
 
-/** Records everything the engine sends, tagged with the output frame index it came with. */
+/** Records everything the engine sends, tagged with the output frame index it came with; the driver records the frames it pulls with `audio`. */
 export class RecordingSink implements EngineSink {
   readonly frames: Float32Array[] = [];
   readonly texts: { text: string; frame: number }[] = [];
@@ -63,8 +63,10 @@ export class RecordingSink implements EngineSink {
 export interface ScriptedLm extends LmStage {
   calls: ChatMessage[][];
   aborts: number;
-  /** Stream time is not known here; wall time of each abort. */
+  /** Wall time of each abort, for ordering against other events (never for durations). */
   abortedAt: number[];
+  /** Wall time of each piece handed out, same use. */
+  yieldedAt: number[];
 }
 
 /**
@@ -78,6 +80,7 @@ export function scriptedLm(answer: (messages: ChatMessage[]) => string, tokenDel
     calls: [],
     aborts: 0,
     abortedAt: [],
+    yieldedAt: [],
     countTokens: estimateTokens,
     async createSession(): Promise<LmSession> {
       return {
@@ -97,6 +100,7 @@ export function scriptedLm(answer: (messages: ChatMessage[]) => string, tokenDel
               }
             });
             if (opts.signal.aborted) break;
+            stage.yieldedAt.push(performance.now());
             yield piece;
           }
           if (opts.signal.aborted) {

@@ -56,18 +56,12 @@ describe('node-llama-cpp language model (tiny generated GGUF)', () => {
     const session = await lm.createSession();
     const ac = new AbortController();
     let n = 0;
-    let abortedAt = 0;
     for await (const _ of session.generate([{ role: 'user', content: 'tell me everything' }], { signal: ac.signal, maxTokens: 400, temperature: 0.8, seed: 1 })) {
       n++;
-      if (n === 5) {
-        ac.abort();
-        abortedAt = performance.now();
-      }
+      if (n === 5) ac.abort();
     }
-    const stoppedAfterMs = performance.now() - abortedAt;
     expect(n).toBeGreaterThanOrEqual(5);
     expect(n).toBeLessThan(40);
-    expect(stoppedAfterMs).toBeLessThan(1000);
     // The next turn on the same context works.
     const again: string[] = [];
     for await (const p of session.generate([{ role: 'user', content: 'again' }], { signal: new AbortController().signal, maxTokens: 8, seed: 2 })) again.push(p);

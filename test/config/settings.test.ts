@@ -27,7 +27,7 @@ describe('settings', () => {
   });
 
   it('names the setting, its flag and variable when a value is invalid', () => {
-    const load = () => loadSettings({ env: { QUILLMAN_MAX_QUEUE: 'lots', QUILLMAN_WORKER_COMMAND: command.pool.local.command }, flags: { engine: 'moshi' } });
+    const load = () => loadSettings({ env: { QUILLMAN_MAX_QUEUE: 'lots', QUILLMAN_WORKER_COMMAND: command.pool.local.command }, flags: { engine: 'moshi-9000' } });
     expect(load).toThrow(SettingsError);
     expect(load).toThrow(/pool\.maxQueue \(--max-queue \/ QUILLMAN_MAX_QUEUE\)/);
     expect(load).toThrow(/engine\.name \(--engine \/ QUILLMAN_ENGINE\)/);
@@ -69,6 +69,6 @@ describe('settings', () => {
       { url: 'ws://10.0.0.5:8998/api/chat', slots: 4 },
       { url: 'ws://10.0.0.6:8998/api/chat', slots: 1 },
     ]);
-    expect(() => loadSettings({ env: { QUILLMAN_PROVIDER: 'cloud' } })).toThrow(/pool\.provider \(--provider \/ QUILLMAN_PROVIDER\): must be "local" \(start workers here\) or "remote"/);
+    expect(() => loadSettings({ env: { QUILLMAN_PROVIDER: 'cloud' } })).toThrow(/pool\.provider \(--provider \/ QUILLMAN_PROVIDER\): must be "local" \(start workers here\), "remote"/);
   });
 });

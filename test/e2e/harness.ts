@@ -40,16 +40,20 @@ export interface Gateway {
   stop: () => Promise<void>;
 }
 
-/** Starts `quillman serve` with loopback workers on an up-to-date build of the app, and waits until it answers. */
-export async function startGateway(options: { loopbackDelayMs: number; textIntervalMs?: number }): Promise<Gateway> {
+/**
+ * Starts `quillman serve` on an up-to-date build of the app, and waits until it answers: with
+ * loopback workers, or with `workerCommand` (e.g. Kyutai's server) and `env` for the workers.
+ */
+export async function startGateway(options: { loopbackDelayMs: number; textIntervalMs?: number; workerCommand?: string; env?: NodeJS.ProcessEnv }): Promise<Gateway> {
   await ensureWebApp();
   const port = await freePort();
   const workerPort = await freePort();
-  const worker = loopbackWorkerCommand(`--host 127.0.0.1 --loopback-delay-ms ${options.loopbackDelayMs} --loopback-text-interval-ms ${options.textIntervalMs ?? 240}`);
+  const worker =
+    options.workerCommand ?? loopbackWorkerCommand(`--host 127.0.0.1 --loopback-delay-ms ${options.loopbackDelayMs} --loopback-text-interval-ms ${options.textIntervalMs ?? 240}`);
   const child = spawn(
     process.execPath,
     [...CLI_ARGS, 'serve', '--port', String(port), '--host', '127.0.0.1', '--engine', 'loopback', '--warm', '1', '--worker-base-port', String(workerPort), '--worker-command', worker, '--static-dir', 'dist/web'],
-    { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
+    { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env, ...options.env } },
   );
   let output = '';
   child.stdout!.on('data', (d) => (output += d));

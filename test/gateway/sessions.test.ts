@@ -1,9 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { OggOpusEncoder } from '../../src/audio/opus-stream.js';
 import { CloseCode } from '../../src/protocol/close-codes.js';
-import { encodeAudio } from '../../src/protocol/frames.js';
 import { eventually, startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { connectClient, isAudio, isEvent, isHandshake, type RecordingClient } from '../helpers/ws-client.js';
+import { connectClient, isAudio, isEvent, isHandshake, streamTone, type RecordingClient } from '../helpers/ws-client.js';
 
 let gw: TestGateway | undefined;
 afterEach(async () => {
@@ -13,17 +11,6 @@ afterEach(async () => {
 
 function sessionOf(client: RecordingClient): Record<string, unknown> | undefined {
   return client.events().find((e) => e.type === 'session');
-}
-
-/** Streams a quiet tone in real time until stopped, as a microphone would. */
-function stream(client: RecordingClient): () => void {
-  const encoder = new OggOpusEncoder();
-  const frame = new Float32Array(480).map((_, i) => 0.1 * Math.sin(i / 6));
-  const timer = setInterval(() => {
-    if (client.ws.readyState !== client.ws.OPEN) return;
-    for (const page of encoder.encode(frame)) client.ws.send(encodeAudio(page));
-  }, 20);
-  return () => clearInterval(timer);
 }
 
 describe('conversations and the pool, through the gateway', () => {
@@ -74,7 +61,7 @@ describe('conversations and the pool, through the gateway', () => {
     gw = await startTestGateway({ gateway: { maxConversationSeconds: 3, warnBeforeEndSeconds: [2, 1] } });
     const client = connectClient(gw.chatUrl);
     await client.waitFor(isHandshake);
-    const stop = stream(client);
+    const stop = streamTone(client);
     const closed = await client.closed;
     stop();
     expect(closed.code).toBe(CloseCode.TimeLimit);
@@ -89,7 +76,7 @@ describe('conversations and the pool, through the gateway', () => {
     gw = await startTestGateway({ pool: { warm: 1, maxWorkers: 1 } });
     const client = connectClient(gw.chatUrl);
     await client.waitFor(isHandshake);
-    const stop = stream(client);
+    const stop = streamTone(client);
     await client.waitFor(isAudio);
     const worker = gw.pool.snapshot().workers.find((w) => w.id === sessionOf(client)?.worker);
     process.kill(worker!.pid!, 'SIGKILL');
@@ -110,7 +97,7 @@ describe('conversations and the pool, through the gateway', () => {
     gw = await startTestGateway({ pool: { warm: 3, maxWorkers: 3, maxQueue: 2 } });
     const clients = [0, 1, 2].map(() => connectClient(gw!.chatUrl));
     await Promise.all(clients.map((c) => c.waitFor(isHandshake, 30_000)));
-    const stops = clients.map(stream);
+    const stops = clients.map(streamTone);
     await Promise.all(clients.map((c) => c.waitFor(isAudio)));
     const workers = clients.map((c) => sessionOf(c)?.worker);
     expect(new Set(workers).size).toBe(3);

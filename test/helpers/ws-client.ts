@@ -1,6 +1,7 @@
 /** A raw Moshi-protocol client for tests: records every frame and the close. */
 import WebSocket from 'ws';
-import { decodeFrame, type Frame } from '../../src/protocol/frames.js';
+import { OggOpusEncoder } from '../../src/audio/opus-stream.js';
+import { decodeFrame, encodeAudio, type Frame } from '../../src/protocol/frames.js';
 
 export interface RecordingClient {
   ws: WebSocket;
@@ -55,3 +56,14 @@ export const isHandshake = (f: Frame) => f.kind === 'handshake';
 export const isAudio = (f: Frame) => f.kind === 'audio';
 export const isError = (f: Frame) => f.kind === 'error';
 export const isEvent = (type: string) => (f: Frame) => f.kind === 'metadata' && (f.data as { type?: string })?.type === type;
+
+/** Streams a quiet tone in real time, as a microphone would, until the returned function is called. */
+export function streamTone(client: RecordingClient): () => void {
+  const encoder = new OggOpusEncoder();
+  const frame = new Float32Array(480).map((_, i) => 0.1 * Math.sin(i / 6));
+  const timer = setInterval(() => {
+    if (client.ws.readyState !== client.ws.OPEN) return;
+    for (const page of encoder.encode(frame)) client.ws.send(encodeAudio(page));
+  }, 20);
+  return () => clearInterval(timer);
+}

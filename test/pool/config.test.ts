@@ -104,7 +104,7 @@ describe('pool settings', () => {
     [{ local: { command: 'q --port {port}', readyTimeoutSeconds: 600_000 } }, /readyTimeoutSeconds: is in seconds and at most 86400/],
     [{ local: { command: 'q --port {port}', env: { 'BAD-NAME': 'x' } } }, /pool\.local\.env/],
     [{ maxworkers: 3, local: { command: 'q --port {port}' } }, /pool: unknown setting\(s\) "maxworkers"; known settings are .*maxWorkers/],
-    [{ provider: 'cloud' }, /pool\.provider: must be "local".*or "remote"/],
+    [{ provider: 'cloud' }, /pool\.provider: must be "local".*"remote"/],
     [{ provider: 'remote' }, /pool\.remote\.urls: is required when provider is "remote"/],
     [{ provider: 'remote', remote: { urls: [] } }, /pool\.remote\.urls: list at least one worker/],
     [{ provider: 'remote', remote: { urls: ['ftp://x'] } }, /pool\.remote\.urls\[0\]: "ftp:\/\/x" must start with ws:\/\//],

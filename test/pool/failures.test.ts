@@ -35,11 +35,9 @@ describe('workers that fail to start', () => {
     expect(worker.detail).toContain('CUDA out of memory');
     expect(pool.snapshot().accepting).toBe(false);
 
-    // Within the cool-down the answer comes at once, without another attempt.
-    const started = Date.now();
+    // Within the cool-down the answer comes at once, without another attempt:
+    // no process was started for it (each try of this command counts a restart).
     await expect(pool.acquire({ signal: never() })).rejects.toThrow(/CUDA out of memory/);
-    // No process was started for it (each try of this command takes ~200 ms and counts a restart).
-    expect(Date.now() - started).toBeLessThan(500);
     expect(pool.snapshot().workers).toHaveLength(1);
     expect(pool.snapshot().workers[0].restarts).toBe(2);
 

@@ -95,27 +95,6 @@ describe('worker lifecycle', () => {
     next.release();
   });
 
-  it("runs Kyutai-style workers (no /health: any HTTP answer means ready) and relays their output to the log", async () => {
-    const { log, records } = captureLog();
-    const pool = startPool({ warm: 1, maxWorkers: 1, local: { command: nodeCommand(resolve(FIXTURES, 'kyutai-stand-in.mjs')) } }, log);
-    await pool.start();
-    const states = recordStates(pool);
-    const lease = await pool.acquire({ signal: never() });
-    // Without a health endpoint, the end of the conversation is all there is to wait for.
-    lease.release();
-    expect(pool.snapshot().workers[0].state).toBe('idle');
-    expect(states.get('local-1')).not.toContain('resetting');
-
-    const relayed = records.filter((r) => r.worker === 'local-1' && typeof r.stream === 'string');
-    expect(relayed).toEqual(
-      expect.arrayContaining([
-        expect.objectContaining({ stream: 'stdout', msg: '[local-1] stand-in: loading weights (stdout)' }),
-        expect.objectContaining({ stream: 'stderr', msg: '[local-1] stand-in: Access the Web UI directly at http://localhost (stderr)' }),
-      ]),
-    );
-    expect(records.some((r) => /local-1 is ready .*no health endpoint/.test(r.msg ?? ''))).toBe(true);
-  });
-
   it('close() ends leases, turns waiters away and kills what ignores SIGTERM, children included', async () => {
     const pool = startPool({ warm: 1, maxWorkers: 1, local: { command: nodeCommand(resolve(FIXTURES, 'stubborn-process.mjs')), stopGraceSeconds: 0.5 } });
     await pool.start();
@@ -124,9 +103,8 @@ describe('worker lifecycle', () => {
     // The stubborn process and the child it started.
     await waitFor('two processes', () => processesWithMarker(marker).length === 2);
 
-    const started = Date.now();
+    // close() settles only once the process that ignores SIGTERM is killed after the grace period.
     await pool.close();
-    expect(Date.now() - started).toBeLessThan(3000);
     expect(lease.lost.aborted).toBe(true);
     expect(await waiting).toBeInstanceOf(NoWorkersError);
     await expect(pool.acquire({ signal: never() })).rejects.toThrow(/shutting down/);

@@ -14,10 +14,20 @@ export const CascadeConfigSchema = z
     lm: z.enum(['auto', 'llama', 'openai']).default('auto'),
     tts: z.enum(['auto', 'sherpa', 'flite', 'espeak-ng', 'festival']).default('auto'),
 
-    /** Silence after speech that ends the user's turn. 600 ms: see docs/cascade.md for the measurement. */
+    /** Silence after speech that ends the user's turn when the words give no hint (none recognised yet). */
     hangMs: ms(200, 5000).default(600),
-    /** Silence after which the language model starts on the partial transcript, before the turn is certain. 0 disables. */
-    speculativeAfterMs: ms(0, 5000).default(320),
+    /** Silence that ends the turn after a word a sentence or question can end on. See docs/cascade.md (End of turn). */
+    hangAfterCompleteMs: ms(160, 5000).default(320),
+    /** Silence that ends the turn after a function word or a hesitation ("the", "and", "um"): people pause there mid-sentence. */
+    hangAfterIncompleteMs: ms(160, 5000).default(900),
+    /** Utterances of fewer words are too short to judge complete: they get hangMs. */
+    judgeAfterWords: z.number().int().min(1).max(20).default(4),
+    /** The language model starts on the words so far this long before the turn would end (its reply is then ready when it does)… */
+    speculativeLeadMs: ms(0, 5000).default(240),
+    /** …but never before this much silence. 0 disables speculation. */
+    speculativeAfterMs: ms(0, 5000).default(80),
+    /** The recogniser's utterance is closed this long before the turn would end, so its final pass is done when it does. */
+    finalPassLeadMs: ms(0, 5000).default(240),
     /** User speech needed, while the bot talks, before it stops (echo guard). */
     minBargeInMs: ms(80, 2000).default(240),
     /** Microphone must be at least this loud relative to the bot's own recent output to count as the user. */

@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import { createLogger } from '../../util/logger.js';
 import { MODELS, type ModelSpec } from '../../models/registry.js';
-import type { Conversation, ConversationOptions, Engine, EngineInfo, EngineSink, ProgressReport } from '../engine.js';
+import { ENGINE_FRAME_SAMPLES, type Conversation, type ConversationOptions, type Engine, type EngineInfo, type EngineSink, type ProgressReport } from '../engine.js';
 import { parseCascadeConfig, type CascadeConfig, type CascadeConfigInput } from './config.js';
 import { CascadeConversation, type CascadeStages } from './conversation.js';
 import { selectStages } from './stages.js';
@@ -122,5 +122,5 @@ export async function createCascadeEngine(raw: CascadeConfigInput | Record<strin
 /** A conversation that only reports why it cannot run; the worker closes on the fatal error. */
 function deadConversation(sink: EngineSink, message: string): Conversation {
   sink.error(message, true);
-  return { pushFrame() {}, close: async () => {} };
+  return { pushFrame() {}, pullFrame: () => new Float32Array(ENGINE_FRAME_SAMPLES), close: async () => {} };
 }

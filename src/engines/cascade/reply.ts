@@ -1,7 +1,15 @@
 /**
  * One spoken reply: language model → sentences → synthesiser → a queue of
- * audio the conversation drains at real time, one output frame per input
- * frame. Everything stops on abort (barge-in, cancelled speculation, close).
+ * audio the output clock drains at real time, one 80 ms frame per tick.
+ * Everything stops on abort (barge-in, cancelled speculation, close).
+ *
+ * A speculative reply (started while the user may only be pausing) writes
+ * its text on but synthesises only its first sentences, about
+ * SPECULATIVE_AUDIO_SAMPLES of audio, until `confirm()`: its first audio is
+ * ready the moment the turn is confirmed, playback has enough in hand to
+ * cover the next sentence's synthesis, and a guess that is dropped has cost
+ * little. Nobody hears an unconfirmed reply: the output clock only plays
+ * confirmed ones.
  */
 import { ENGINE_SAMPLE_RATE } from '../engine.js';
 import { firstSoundIndex } from './audio/level.js';
@@ -15,29 +23,6 @@ export interface ReplyTimings {
   firstSentenceAt?: number;
   ttsFirstRequestAt?: number;
   firstTtsChunkAt?: number;
-}
-
-/**
- * Wall time spent in each stage and what it handled, summed over a whole
- * conversation (replies add to the conversation's): the real-time factors
- * reported in `stats` events.
- */
-export interface StageUsage {
-  vad: { busyMs: number; audioMs: number };
-  stt: { busyMs: number; audioMs: number };
-  /** From each request to its last piece; pieces are tokens for llama.cpp, SSE deltas for endpoints. */
-  lm: { busyMs: number; pieces: number; requests: number };
-  /** From each sentence's request to its last chunk (a flite child process included). */
-  tts: { busyMs: number; audioMs: number; sentences: number };
-}
-
-export function emptyUsage(): StageUsage {
-  return {
-    vad: { busyMs: 0, audioMs: 0 },
-    stt: { busyMs: 0, audioMs: 0 },
-    lm: { busyMs: 0, pieces: 0, requests: 0 },
-    tts: { busyMs: 0, audioMs: 0, sentences: 0 },
-  };
 }
 
 interface SentenceAudio {
@@ -75,6 +60,9 @@ export interface PullResult {
 const LEAD_THRESHOLD = 0.002;
 const LEAD_KEEP_SAMPLES = ENGINE_SAMPLE_RATE * 0.01;
 
+/** Audio an unconfirmed reply synthesises before it waits for confirmation (whole sentences, at least one). */
+const SPECULATIVE_AUDIO_SAMPLES = ENGINE_SAMPLE_RATE * 2;
+
 /** Seconds of synthesised audio allowed ahead of playback; the synthesiser waits beyond it. */
 const MAX_AHEAD_SAMPLES = ENGINE_SAMPLE_RATE * 30;
 
@@ -94,14 +82,23 @@ export class Reply {
   private readChunk = 0;
   /** Still before the reply's first sound: leading silence is dropped. */
   private leading = true;
+  private confirmed: boolean;
   error: unknown;
 
   constructor(
     private readonly tts: TtsStage,
     readonly source: ReplySource,
     private readonly onError: (stage: 'lm' | 'tts', err: unknown) => void,
-    private readonly usage: StageUsage,
-  ) {}
+    options: { speculative?: boolean } = {},
+  ) {
+    this.confirmed = !options.speculative;
+  }
+
+  /** The turn is the user's no more: synthesise the rest. */
+  confirm(): void {
+    this.confirmed = true;
+    this.wakeTts?.();
+  }
 
   get signal(): AbortSignal {
     return this.controller.signal;
@@ -135,19 +132,12 @@ export class Reply {
       const lm = this.source.lm!;
       const splitter = new SentenceSplitter();
       this.timings.lmStartAt = performance.now();
-      this.usage.lm.requests++;
-      let last = this.timings.lmStartAt;
       for await (const piece of lm.session.generate(lm.messages, { ...lm.options, signal: this.signal })) {
         if (this.signal.aborted) break;
-        const now = performance.now();
-        this.timings.lmFirstTokenAt ??= now;
-        this.usage.lm.busyMs += now - last;
-        this.usage.lm.pieces++;
-        last = now;
+        this.timings.lmFirstTokenAt ??= performance.now();
         for (const s of splitter.push(piece)) this.queueSentence(s);
         // Do not let the model run far ahead of what can be spoken.
         while (!this.signal.aborted && this.bufferedAhead() > MAX_AHEAD_SAMPLES) await new Promise<void>((r) => (this.wakeProducer = r));
-        last = performance.now(); // time spent waiting for playback is not the model's
       }
       if (!this.signal.aborted) for (const s of splitter.flush()) this.queueSentence(s);
     } catch (err) {
@@ -170,9 +160,11 @@ export class Reply {
   private async synthesise(): Promise<void> {
     try {
       while (!this.signal.aborted) {
-        const text = this.pendingText.shift();
+        // Unconfirmed, a reply stops after its first sentences: the rest may never be needed.
+        const held = !this.confirmed && this.sentences.length > 0 && this.bufferedAhead() >= SPECULATIVE_AUDIO_SAMPLES;
+        const text = held ? undefined : this.pendingText.shift();
         if (text === undefined) {
-          if (this.lmDone) break;
+          if (this.lmDone && !held && this.pendingText.length === 0) break;
           await new Promise<void>((r) => (this.wakeTts = r));
           this.wakeTts = undefined;
           continue;
@@ -197,9 +189,6 @@ export class Reply {
         } catch (err) {
           if (!this.signal.aborted) this.onError('tts', err);
         }
-        this.usage.tts.busyMs += performance.now() - requestedAt;
-        this.usage.tts.audioMs += (sentence.length / ENGINE_SAMPLE_RATE) * 1000;
-        this.usage.tts.sentences++;
         sentence.complete = true;
         while (!this.signal.aborted && this.bufferedAhead() > MAX_AHEAD_SAMPLES) await new Promise<void>((r) => (this.wakeTts = r));
       }

@@ -2,7 +2,8 @@
  * Picks and loads the implementation of each stage. 'auto' prefers the
  * neural stages (downloading their models on first use when allowed) and
  * falls back to the offline Debian ones; when nothing works the error names
- * the command that fixes it.
+ * the command that fixes it. The recogniser and the voice run on threads of
+ * their own (threads/threaded-stages.ts).
  */
 import { existsSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
@@ -13,15 +14,14 @@ import { findModel, type ModelSpec } from '../../models/registry.js';
 import { stderrProgressBar } from '../../models/progress-bar.js';
 import { ensureModel, isInstalled } from '../../models/store.js';
 import type { CascadeConfig } from './config.js';
-import type { CascadeStages } from './conversation.js';
+import type { CascadeStages } from './stage-meter.js';
 import { loadLlamaLm } from './lm/llama.js';
 import { openAiLm } from './lm/openai.js';
 import type { LmStage } from './lm/types.js';
-import { loadPocketsphinx, POCKETSPHINX_INSTALL_HINT } from './stt/pocketsphinx.js';
-import { loadSherpaStt } from './stt/sherpa.js';
+import { POCKETSPHINX_INSTALL_HINT } from './stt/pocketsphinx.js';
 import type { SttStage } from './stt/types.js';
-import { commandAvailable, commandTts, TTS_INSTALL_HINT, type CommandVoice } from './tts/command.js';
-import { loadSherpaTts } from './tts/sherpa.js';
+import { threadedStt, threadedTts } from './threads/threaded-stages.js';
+import { commandAvailable, TTS_INSTALL_HINT, type CommandVoice } from './tts/command.js';
 import type { TtsStage } from './tts/types.js';
 import { energyVad } from './vad/energy.js';
 import { loadSileroVad } from './vad/silero.js';
@@ -100,7 +100,10 @@ async function trySherpa<T>(ctx: SelectContext, choice: string, attempt: SherpaA
   if (choice !== 'sherpa' && choice !== 'auto') return { problem: '' };
   try {
     ctx.onProgress?.({ stage: attempt.stage, message: attempt.loading });
-    return { loaded: await attempt.load(await modelFolder(ctx, attempt.model)) };
+    const folder = await modelFolder(ctx, attempt.model);
+    // A download may have reported progress meanwhile: say what comes next, so the wait is seen to move on.
+    ctx.onProgress?.({ stage: attempt.stage, message: `${attempt.loading} into memory` });
+    return { loaded: await attempt.load(folder) };
   } catch (err) {
     const problem = msg(err);
     if (choice === 'sherpa') throw new StageUnavailableError(`${attempt.unavailable}: ${problem}`);
@@ -118,11 +121,12 @@ export async function selectStt(ctx: SelectContext): Promise<SttStage> {
     loading: `Loading speech recogniser ${name}`,
     unavailable: 'Speech recogniser unavailable',
     fallingBack: 'neural speech recogniser unavailable; trying PocketSphinx',
-    load: (modelDir) => loadSherpaStt({ modelDir, threads: ctx.config.sherpaStt.threads }),
+    load: (modelDir) => threadedStt({ kind: 'sherpa', modelDir, threads: ctx.config.sherpaStt.threads }),
   });
   if ('loaded' in sherpa) return sherpa.loaded;
   try {
-    return await loadPocketsphinx();
+    ctx.onProgress?.({ stage: 'stt', message: 'Loading speech recogniser pocketsphinx' });
+    return await threadedStt({ kind: 'pocketsphinx' });
   } catch (err) {
     throw new StageUnavailableError(
       choice === 'pocketsphinx'
@@ -141,6 +145,8 @@ export async function selectLm(ctx: SelectContext): Promise<LmStage> {
   const choice = config.lm;
   if (choice === 'openai' || (choice === 'auto' && config.openai.url)) {
     if (!config.openai.url) throw new StageUnavailableError('The openai language model needs a URL: set --lm-url (or QUILLMAN_LM_URL), e.g. https://api.openai.com/v1, with the key in QUILLMAN_LM_KEY');
+    // Node loads its fetch implementation on first use (~50 ms of the event loop): now, rather than in the first reply.
+    await fetch('data:,').catch(() => undefined);
     return openAiLm({ url: config.openai.url, apiKey: config.openai.apiKey, model: config.openai.model, timeoutMs: config.openai.timeoutMs });
   }
   const model = config.llama.model;
@@ -170,13 +176,15 @@ export async function selectTts(ctx: SelectContext): Promise<TtsStage> {
     loading: `Loading voice ${name}`,
     unavailable: 'Neural voice unavailable',
     fallingBack: 'neural voice unavailable; trying the offline voices',
-    load: (modelDir) => loadSherpaTts({ modelDir, speaker: config.sherpaTts.speaker, speed: config.sherpaTts.speed, threads: config.sherpaTts.threads }),
+    load: (modelDir) => threadedTts({ kind: 'sherpa', modelDir, speaker: config.sherpaTts.speaker, speed: config.sherpaTts.speed, threads: config.sherpaTts.threads }),
   });
   if ('loaded' in sherpa) return sherpa.loaded;
   // A 'sherpa' choice has loaded or thrown by now.
   const candidates: CommandVoice[] = choice === 'auto' ? COMMAND_ORDER : [choice as CommandVoice];
   for (const kind of candidates) {
-    if (commandAvailable(kind)) return commandTts({ kind, voice: config.commandVoice });
+    if (!commandAvailable(kind)) continue;
+    ctx.onProgress?.({ stage: 'tts', message: `Loading voice ${kind}` });
+    return threadedTts({ kind: 'command', voice: kind, voiceName: config.commandVoice });
   }
   throw new StageUnavailableError(
     choice === 'auto'

@@ -8,7 +8,7 @@
  */
 import type { Registry } from 'prom-client';
 import type { Probe } from '../health.js';
-import type { DialInfo, WorkerDetails } from '../types.js';
+import type { DialInfo, WorkerDetails, WorkerState } from '../types.js';
 
 /** Where a worker goes, chosen once per worker and kept across its restarts (local: a GPU). */
 export interface Placement {
@@ -31,9 +31,13 @@ export interface StartRequest {
   /**
    * Start-up progress ("waiting for a GPU", "pulling the image"): shown to
    * waiting callers and in /health. Each new message restarts the ready
-   * timeout, so a slow start that moves is not taken for a stuck one.
+   * timeout, so a slow start that moves is not taken for a stuck one. With
+   * `step` (the message without what changes within it, e.g. "waiting for a
+   * GPU" for "waiting for a GPU (12 s)"), only a new step restarts it, so an
+   * elapsed time ticking is not taken for movement. May be called after
+   * start() resolved, while the worker is still starting.
    */
-  progress(message: string): void;
+  progress(message: string, step?: string): void;
 }
 
 /** One running worker: a process, a sandbox, a pod. */
@@ -58,6 +62,8 @@ export interface HostedInstance {
   details?(): WorkerDetails | undefined;
   /** Its last lines of output, quoted when the worker gives up; absent when the host has none. */
   lastOutput?(lines: number): string[];
+  /** The worker's state whenever it changes while this instance is attached (for accounting, e.g. sandbox-seconds by state). */
+  observe?(state: WorkerState): void;
 }
 
 export interface WorkerHost {
@@ -72,6 +78,12 @@ export interface WorkerHost {
   adopt?(limit: number): Promise<HostedInstance[]>;
   /** The last sentence when a worker gives up: what to fix, naming the setting. */
   readonly fixHint: string;
+  /**
+   * Its instances serve one conversation each (Kubernetes pods, deleted after it): a worker stops
+   * for good after its conversation, or when its instance ends, instead of resetting or restarting;
+   * the pool starts new ones as callers come.
+   */
+  readonly singleUse?: boolean;
   registerMetrics?(registry: Registry): void;
   /** Called after every worker stopped: free what the host holds (a watchdog, a client). */
   close?(): Promise<void>;

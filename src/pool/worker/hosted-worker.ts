@@ -106,6 +106,7 @@ export class HostedWorker extends ManagedWorker {
   }
 
   protected afterLastRelease(outcome: ReleaseOutcome): void {
+    if (this.#ctx.host.singleUse) return void this.stop(`its conversation ended${outcome.reason ? ` (${outcome.reason})` : ''}`);
     if (!outcome.healthy) return this.#restart(`its last conversation went wrong${outcome.reason ? ` (${outcome.reason})` : ''}`);
     if (!this.hasHealth) return this.set('idle');
     this.set('resetting', 'finishing its last conversation');
@@ -137,6 +138,11 @@ export class HostedWorker extends ManagedWorker {
     return this.#instance?.details?.();
   }
 
+  protected override changed(): void {
+    this.#instance?.observe?.(this.info.state);
+    super.changed();
+  }
+
   async #start(): Promise<void> {
     this.#armReadyTimer();
     this.set('starting');
@@ -149,7 +155,7 @@ export class HostedWorker extends ManagedWorker {
         restarts: this.info.restarts,
         placement: this.#placement,
         signal: abort.signal,
-        progress: (message) => this.#progress(message),
+        progress: (message, step) => this.#progress(message, step),
       });
     } catch (err) {
       this.#startAbort = undefined;
@@ -221,11 +227,11 @@ export class HostedWorker extends ManagedWorker {
     this.#readyTimer.unref();
   }
 
-  #progress(message: string): void {
+  #progress(message: string, step = message): void {
     if (this.info.state !== 'starting') return;
-    if (message !== this.#lastProgress) {
+    if (step !== this.#lastProgress) {
       // A worker whose progress moves (a first start downloading its models) is not stuck.
-      this.#lastProgress = message;
+      this.#lastProgress = step;
       this.#restartReadyTimer();
     }
     if (message !== this.info.detail) this.set('starting', message);
@@ -264,6 +270,10 @@ export class HostedWorker extends ManagedWorker {
     const reason = killReason ?? how;
     if (this.info.state === 'starting') return this.#failedStart(reason, instance.lastOutput?.(ERROR_TAIL_LINES));
     this.log.warn(`${this.info.id} died while ${this.info.state}: ${reason}`);
+    if (this.#ctx.host.singleUse) {
+      this.set('down', reason);
+      return void this.stop(reason);
+    }
     this.#scheduleRestart(reason);
   }
 

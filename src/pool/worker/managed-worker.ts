@@ -46,7 +46,14 @@ export abstract class ManagedWorker implements PoolWorker {
   readonly info: WorkerInfo;
   protected readonly log: Logger;
   /** Kyutai's servers have none: such a worker is free as soon as its conversation's socket closed. */
-  protected hasHealth = true;
+  protected get hasHealth(): boolean {
+    return this.info.healthEndpoint !== false;
+  }
+
+  protected set hasHealth(value: boolean) {
+    // Shown to the gateway too: a worker without one says nothing while busy elsewhere (see docs/kyutai.md).
+    this.info.healthEndpoint = value;
+  }
   readonly #events: WorkerEvents;
   /** Aborted whenever the state changes: ends the polls and waits that belong to the old state. */
   #stateAbort = new AbortController();

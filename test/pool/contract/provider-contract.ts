@@ -52,6 +52,8 @@ export interface ProviderHarness {
   running(): Promise<string[]>;
   /** Extra checks on one lease's dial information (per-lease credentials). */
   checkDial?(dial: DialInfo, worker: WorkerInfo): void;
+  /** Its workers serve one conversation each and are replaced (WorkerHost.singleUse: Kubernetes pods). */
+  singleUse?: boolean;
 }
 
 export interface ContractOptions {
@@ -111,6 +113,17 @@ export function describeProviderContract(name: string, options: ContractOptions)
       const conversation = await converse(lease);
       await conversation.close();
       lease.release();
+      if (harness.singleUse) {
+        // A single-use worker stops after its conversation; the next caller gets a new one.
+        await waitFor('the used worker to be gone', () => !pool.snapshot().workers.some((w) => w.id === lease.worker.id), timeout);
+        expect(states.get(lease.worker.id)!.at(-1)).toBe('stopping');
+        const next = await pool.acquire({ signal: never() });
+        expect(next.worker.id).not.toBe(lease.worker.id);
+        // …on a fresh instance: a different address.
+        expect(next.worker.url).not.toBe(lease.worker.url);
+        next.release();
+        return;
+      }
       await waitFor('the worker to be idle again', () => idleCount(pool) === 1, timeout);
       const seen = states.get(lease.worker.id)!;
       expect(seen[0]).toBe('busy');
@@ -186,7 +199,8 @@ export function describeProviderContract(name: string, options: ContractOptions)
 
       leases[0].release();
       await waitFor('the extra caller to be served', () => extra, timeout);
-      expect(extra!.worker.id).toBe(leases[0].worker.id);
+      // The slot that came free serves it (a single-use provider's replacement worker, in its place).
+      if (!harness.singleUse) expect(extra!.worker.id).toBe(leases[0].worker.id);
       const busiest = Math.max(...pool.snapshot().workers.map((w) => w.conversations));
       expect(busiest).toBeLessThanOrEqual(slots);
       for (const lease of [...leases.slice(1), extra!]) lease.release();

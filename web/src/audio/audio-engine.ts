@@ -151,9 +151,9 @@ export class AudioEngine {
   }
 
   /** Opens the websocket; everything after comes back through the events. */
-  open(url: string): void {
+  open(url: string, protocols: string[] = []): void {
     this.socketInUse = true;
-    this.command({ type: 'open', url });
+    this.command({ type: 'open', url, protocols });
   }
 
   /**

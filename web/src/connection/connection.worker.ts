@@ -70,8 +70,8 @@ const core = new ConnectionCore(
   decoder,
 );
 
-function open(url: string): void {
-  const ws = new WebSocket(url);
+function open(url: string, protocols: string[] = []): void {
+  const ws = new WebSocket(url, protocols);
   ws.binaryType = 'arraybuffer';
   socket = ws;
   let opened = false;
@@ -98,7 +98,7 @@ onmessage = (e: MessageEvent<ConnectionCommand>) => {
       decoder.load(command.forceWasm);
       return;
     case 'open':
-      open(command.url);
+      open(command.url, command.protocols);
       return;
     case 'close':
       socket?.close(command.code, command.reason);

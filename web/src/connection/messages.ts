@@ -4,7 +4,7 @@ import type { Frame } from '../../../src/protocol/index.js';
 export type ConnectionCommand =
   /** Once, before `open`: the ports to the playout worklet and to the encoder worker. */
   | { type: 'init'; forceWasm: boolean; playout: MessagePort; encoder: MessagePort }
-  | { type: 'open'; url: string }
+  | { type: 'open'; url: string; protocols?: string[] }
   | { type: 'close'; code: number; reason: string };
 
 /** The frames the main thread shows; audio never leaves the worker. */

@@ -11,6 +11,7 @@ import type { ConnectionStats, ShownFrame } from '../connection/messages.js';
 import type { PlayoutStats } from '../playout/playout-buffer.js';
 import { queryFor, type Settings } from '../settings/settings.js';
 import { closeProblem, insecureOrigin, microphoneProblem, unreachable, type Problem } from './problems.js';
+import { takePageCredential, withCredential } from './page-credential.js';
 import { socketUrl } from './server-url.js';
 import type { Phase, SessionSnapshot } from './session-types.js';
 import { addPiece, upsertUtterance } from './transcript.js';
@@ -31,6 +32,9 @@ export class VoiceSession {
   /** Every playout arrival of the session, when tracing. */
   readonly arrivals: [number, number][] = [];
   lastPlayout: PlayoutStats | undefined;
+
+  /** A key or token this page was opened with (#token=…), for its own gateway. */
+  private readonly credential = takePageCredential(location, sessionStorage, (url) => history.replaceState(history.state, '', url));
 
   constructor(private readonly options: AudioEngineOptions) {}
 
@@ -98,7 +102,10 @@ export class VoiceSession {
     this.audio = audio;
     this.recorder = audio.recorder;
     this.update({ hasRecording: true, phase: { name: 'connecting', step: 'server' } });
-    audio.open(url);
+    // A credential given to this page is for its own gateway only, never for a server typed in Settings.
+    const own = settings.serverAddress.trim() === '' || settings.serverAddress.trim().startsWith('/');
+    const target = withCredential(url, own ? this.credential : undefined);
+    audio.open(target.url, target.protocols);
   }
 
   disconnect(): void {

@@ -90,7 +90,7 @@ export function commandTts(opts: CommandTtsOptions): TtsStage {
         // Push the filter's last few samples out with a little silence.
         if (!signal.aborted) yield resampler.process(new Float32Array(FLUSH_SAMPLES));
       } finally {
-        resampler.destroy();
+        resampler.release();
       }
     },
     async dispose() {

@@ -70,7 +70,7 @@ export async function loadSherpaTts(opts: SherpaTtsOptions): Promise<TtsStage> {
         }
         if (failure && !signal.aborted) throw failure;
       } finally {
-        resampler.destroy();
+        resampler.release();
       }
     },
   };

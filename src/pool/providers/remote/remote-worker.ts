@@ -18,6 +18,8 @@ import type { RemoteSettings, RemoteWorkerEntry } from './settings.js';
  * dropped packet would otherwise end a conversation (its lease is lost).
  */
 const FAILED_CHECKS_BEFORE_DOWN = 2;
+/** A server without a health endpoint that refused (busy elsewhere) is tried again after this, doubling. */
+const BUSY_RETRY_MS = 1000;
 /** Right after a conversation our worker is usually free within milliseconds. */
 const FIRST_RECHECK_MS = 25;
 
@@ -36,6 +38,8 @@ export class RemoteWorker extends ManagedWorker {
   readonly #dial: DialInfo;
   readonly #stopped = new AbortController();
   #failedChecks = 0;
+  /** Refusals in a row of a worker without a health endpoint; spaces out the tries. */
+  #busyRefusals = 0;
   #checking?: Promise<void>;
 
   constructor(id: string, entry: RemoteWorkerEntry, ctx: RemoteWorkerContext) {
@@ -64,8 +68,13 @@ export class RemoteWorker extends ManagedWorker {
     if (outcome.refused) {
       // Someone else's conversation: it will not be over in milliseconds.
       this.set('resetting', `refused a conversation${outcome.reason ? ` (${outcome.reason})` : ''}: in use by another client`);
-      return this.#recheckWhileResetting(interval);
+      if (this.hasHealth) return this.#recheckWhileResetting(interval);
+      // Without a health endpoint only another try tells whether it is free: soon at first, then backing off,
+      // so a caller gets it soon after it frees up and a long-busy server is not tried every second.
+      this.#busyRefusals++;
+      return this.#recheckWhileResetting(Math.min(interval, BUSY_RETRY_MS * 2 ** (this.#busyRefusals - 1)));
     }
+    this.#busyRefusals = 0;
     if (outcome.healthy && !this.hasHealth) return this.set('idle');
     this.set('resetting', outcome.healthy ? 'finishing its last conversation' : `re-checking: ${outcome.reason ?? 'its last conversation went wrong'}`);
     this.#recheckWhileResetting(FIRST_RECHECK_MS);
