@@ -147,8 +147,15 @@ describe('voice chat in the browser', () => {
     await page.goto(`${gateway.url}/?codec=wasm`);
     await page.getByRole('button', { name: 'Connect' }).click();
     await waitForPhase(page, 'live');
-    // Enough echo played for the comparison, however slowly a busy machine runs the wasm codecs.
-    await expect.poll(() => page.evaluate(() => window.__quillman!.playout()?.played ?? 0), { timeout: 60_000, interval: 500 }).toBeGreaterThan(5 * RATE);
+    // Enough echo played for the comparison, however slowly a busy machine runs the wasm codecs. If it never comes, say
+    // what the app saw (the phase holds the server's reason when a conversation ends).
+    await expect
+      .poll(() => page.evaluate(() => window.__quillman!.playout()?.played ?? 0), { timeout: 60_000, interval: 500 })
+      .toBeGreaterThan(5 * RATE)
+      .catch(async (err: Error) => {
+        const seen = await page.evaluate(() => ({ phase: window.__quillman!.snapshot().phase, stats: window.__quillman!.snapshot().stats, playout: window.__quillman!.playout() }));
+        throw new Error(`${err.message}\nthe app saw: ${JSON.stringify(seen)}`);
+      });
     expect(await page.evaluate(() => window.__quillman!.snapshot().codecs)).toEqual({ encoder: 'wasm', decoder: 'wasm' });
     const { mic, played } = await recordedTracks(page, 4);
     const windows = windowedCorrelations(mic, played, ((LOOPBACK_DELAY_MS - 80) * RATE) / 1000, ((LOOPBACK_DELAY_MS + 400) * RATE) / 1000, RATE / 2).map((w) => w.correlation);
