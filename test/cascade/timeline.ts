@@ -33,9 +33,17 @@ export class StreamClock {
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
     if (ms <= 0) return Promise.resolve();
     return new Promise((resolve) => {
-      const entry = { until: this.now + ms, wake: resolve };
+      // One signal serves a whole reply: its listener goes when the sleep ends, or they pile up on it.
+      const onAbort = () => resolve();
+      const entry = {
+        until: this.now + ms,
+        wake: () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+      };
       this.sleepers.push(entry);
-      signal?.addEventListener('abort', () => resolve(), { once: true });
+      signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 

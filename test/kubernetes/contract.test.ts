@@ -66,7 +66,8 @@ describeProviderContract('kubernetes', {
       },
       async running() {
         const pods = await cluster().pods(WORKER_SELECTOR);
-        return pods.filter((p) => p.metadata?.labels?.[CLAIM_LABEL] === CLAIMED).map((p) => p.metadata!.name!);
+        const claimed = pods.filter((p) => p.metadata?.labels?.[CLAIM_LABEL] === CLAIMED);
+        return claimed.map((p) => p.metadata!.name!);
       },
       checkDial(dial, worker) {
         // The pod's own address: the claimed pod's IP and the port it announced.

@@ -214,12 +214,30 @@ export class KubernetesFleet {
     this.#closing = (async () => {
       await this.#claimer.close();
       while (this.#pending.size) await Promise.all(this.#pending);
+      await this.#sweepOrphans();
       this.#closed = true;
       this.#reclaimer.close();
       await Promise.all([this.#pods?.stop(), this.#leases?.stop()]);
       await this.#lease.release();
     })();
     return this.#closing;
+  }
+
+  /**
+   * The last look before the Lease goes: a pod still labelled with this gateway that no seat holds (a seat that ended
+   * on a stale watch event, a release that failed) would otherwise wait for another gateway to reclaim it, and with no
+   * other gateway, forever. Asked of the API server, not the cache, which may lag.
+   */
+  async #sweepOrphans(): Promise<void> {
+    let orphans: V1Pod[];
+    try {
+      const list = await this.#core.listNamespacedPod({ namespace: this.namespace, labelSelector: `${GATEWAY_LABEL}=${this.identity}` });
+      orphans = list.items.filter((pod) => !isDeleting(pod) && !this.#owned.has(pod.metadata!.name!));
+    } catch (err) {
+      this.#log.warn({ err: (err as Error).message }, 'could not list this gateway\'s pods at shutdown; other gateways will reclaim any left');
+      return;
+    }
+    await Promise.all(orphans.map((pod) => this.#delete(pod, 'left claimed by this gateway at shutdown')));
   }
 
   pods(): readonly V1Pod[] {
@@ -242,7 +260,19 @@ export class KubernetesFleet {
   /** Relabels an unused pod free again (its ReplicaSet adopts it); false when it changed meanwhile. */
   async #handBack(pod: V1Pod): Promise<boolean> {
     const name = pod.metadata!.name!;
-    const newest = this.current(name) ?? pod;
+    let newest = this.current(name) ?? pod;
+    // The watch may lag behind our own claim (a loaded API server or gateway): a cached copy that does not show it yet
+    // says nothing about who holds the pod now, so ask the API server rather than skip the hand-back and leave the pod
+    // claimed by nobody's seat.
+    if (!isDeleting(newest) && claimOf(newest).holder !== this.identity) {
+      try {
+        newest = await this.#core.readNamespacedPod({ name, namespace: this.namespace });
+      } catch (err) {
+        if (apiStatus(err) === 404) return true;
+        this.#log.debug({ pod: name, err: (err as Error).message }, 'could not read the pod to hand it back; deleting it');
+        return false;
+      }
+    }
     if (isDeleting(newest) || claimOf(newest).holder !== this.identity) return true;
     try {
       this.#releasing.add(name);
