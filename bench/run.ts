@@ -20,7 +20,7 @@ const list = (s: string | undefined, d: number[]) => (s ? s.split(',').map(Numbe
 
 export const BENCHES: Record<string, Bench> = {
   relay: {
-    describe: 'the gateway alone (pinned to a core): CPU per relayed frame, added latency, memory, beside a minimal Python relay [levels=10,100,300] [seconds=10] [--runs 3] [--no-python] [--no-pin] [--workers echo|loopback] [--warmup 3]',
+    describe: 'the gateway alone (pinned to a core): CPU per relayed frame, added latency, memory, beside a minimal Python relay [levels=100,300,600] [seconds=10] [--runs 3] [--no-python] [--no-pin] [--workers echo|loopback] [--warmup 3]',
     run: (args) => {
       const flag = (name: string) => {
         const i = args.indexOf(name);

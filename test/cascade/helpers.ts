@@ -69,14 +69,33 @@ export interface ScriptedLm extends LmStage {
   yieldedAt: number[];
 }
 
+/** Waits on the wall clock; like a real model, an abort cuts the wait for the next token short. */
+function wallClockWait(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+  });
+}
+
 /**
  * A deterministic language model for engine tests: answers with fixed text,
  * word by word, and records what it was asked and whether it was aborted.
+ * `wait` is the clock it keeps time by (the wall clock, or a test's stream clock).
  */
-export function scriptedLm(answer: (messages: ChatMessage[]) => string, tokenDelayMs: number | ((index: number) => number) = 5): ScriptedLm {
+export function scriptedLm(
+  answer: (messages: ChatMessage[]) => string,
+  tokenDelayMs: number | ((index: number) => number) = 5,
+  wait: (ms: number, signal: AbortSignal) => Promise<void> = wallClockWait,
+  name = 'scripted',
+): ScriptedLm {
   const delay = typeof tokenDelayMs === 'number' ? () => tokenDelayMs : tokenDelayMs;
   const stage: ScriptedLm = {
-    name: 'scripted',
+    name,
     calls: [],
     aborts: 0,
     abortedAt: [],
@@ -89,16 +108,7 @@ export function scriptedLm(answer: (messages: ChatMessage[]) => string, tokenDel
           const pieces = answer(messages).split(/(?<= )/);
           for (const [index, piece] of pieces.entries()) {
             if (opts.signal.aborted) break;
-            // Like a real model, an abort cuts the wait for the next token short.
-            await new Promise<void>((resolve) => {
-              const timer = setTimeout(done, delay(index));
-              opts.signal.addEventListener('abort', done, { once: true });
-              function done() {
-                clearTimeout(timer);
-                opts.signal.removeEventListener('abort', done);
-                resolve();
-              }
-            });
+            await wait(delay(index), opts.signal);
             if (opts.signal.aborted) break;
             stage.yieldedAt.push(performance.now());
             yield piece;

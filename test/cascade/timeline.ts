@@ -16,12 +16,12 @@
  * manager, replies, output clock) is the real code.
  */
 import { createCascadeEngine, type CascadeConfigInput, type CascadeConversation } from '../../src/engines/cascade/index.js';
-import { estimateTokens, type ChatMessage, type LmSession, type LmStage } from '../../src/engines/cascade/lm/types.js';
+import type { ChatMessage } from '../../src/engines/cascade/lm/types.js';
 import type { RecognizerSession, SttStage } from '../../src/engines/cascade/stt/types.js';
 import type { TtsStage } from '../../src/engines/cascade/tts/types.js';
 import type { VadStage, VoiceActivityDetector } from '../../src/engines/cascade/vad/types.js';
 import { ENGINE_FRAME_SAMPLES } from '../../src/engines/engine.js';
-import { quietLogger, RecordingSink } from './helpers.js';
+import { quietLogger, RecordingSink, scriptedLm, type ScriptedLm } from './helpers.js';
 
 export const FRAME_MS = 80;
 
@@ -180,36 +180,11 @@ export function scriptedRecogniser(timeline: SpeechTimeline, clock: StreamClock,
   };
 }
 
-export interface ScriptedModel extends LmStage {
-  calls: ChatMessage[][];
-  /** Requests cut short (speculation dropped, barge-in). */
-  aborted: number;
-}
+export type ScriptedModel = ScriptedLm;
 
 /** Answers word by word: the first after `firstMs`, each next after `perWordMs`, of stream time. */
 export function scriptedModel(clock: StreamClock, answer: (messages: ChatMessage[]) => string, timing: { firstMs: number; perWordMs: number } = { firstMs: 40, perWordMs: 30 }): ScriptedModel {
-  const stage: ScriptedModel = {
-    name: 'scripted-lm',
-    calls: [],
-    aborted: 0,
-    countTokens: estimateTokens,
-    async createSession(): Promise<LmSession> {
-      return {
-        async *generate(messages, opts) {
-          stage.calls.push(messages);
-          const pieces = answer(messages).split(/(?<= )/);
-          for (const [i, piece] of pieces.entries()) {
-            await clock.sleep(i === 0 ? timing.firstMs : timing.perWordMs, opts.signal);
-            if (opts.signal.aborted) break;
-            yield piece;
-          }
-          if (opts.signal.aborted) stage.aborted++;
-        },
-        async dispose() {},
-      };
-    },
-  };
-  return stage;
+  return scriptedLm(answer, (i) => (i === 0 ? timing.firstMs : timing.perWordMs), (ms, signal) => clock.sleep(ms, signal), 'scripted-lm');
 }
 
 export interface ScriptedVoice extends TtsStage {

@@ -98,7 +98,7 @@ describe('turn-taking in stream time (scripted stages)', () => {
     // The guess on "what is the weather" was asked for at 160 ms of silence and dropped when the user went on.
     expect(s.lm.calls.length).toBeGreaterThanOrEqual(1);
     expect(lastUser(s.lm.calls[0])).toBe('what is the weather');
-    expect(s.lm.aborted).toBe(1);
+    expect(s.lm.aborts).toBe(1);
     // It was never heard, and had cost at most the ~2 s of audio an unconfirmed reply may synthesise.
     expect(s.sink.voicedFrames()).toEqual([]);
     expect(s.tts.requests.length).toBeGreaterThan(0);
@@ -121,7 +121,7 @@ describe('turn-taking in stream time (scripted stages)', () => {
     await scene.play(8000, turnOver(1));
     const s = scene;
     expect(s.lm.calls.map(lastUser)).toEqual(['play me some music', 'play me some music by the beatles']);
-    expect(s.lm.aborted).toBe(1);
+    expect(s.lm.aborts).toBe(1);
     // One recogniser utterance for the whole sentence: the 120 ms pause closed nothing.
     expect(s.stt.finals).toEqual(['play me some music by the beatles']);
     expect(userFinals(s)).toEqual(['play me some music by the beatles']);
@@ -136,7 +136,7 @@ describe('turn-taking in stream time (scripted stages)', () => {
     await scene.play(8000, turnOver(1));
     const s = scene;
     expect(s.lm.calls.map(lastUser)).toEqual(['half our new ways the moon', 'how far away is the moon']);
-    expect(s.lm.aborted).toBe(1);
+    expect(s.lm.aborts).toBe(1);
     expect(userFinals(s)).toEqual(['how far away is the moon']);
     expect(s.sink.eventsOf('timings')[0]).toMatchObject({ speculative: true, sttFinalEarly: true, sttFinalMs: expect.any(Number) });
   });
