@@ -5,7 +5,7 @@ import { loadSettings, SETTINGS, type Settings } from '../config/settings.js';
 import { startGateway } from '../gateway/server.js';
 import { createPool, findProvider } from '../pool/index.js';
 import { prepareMoshi, type MoshiPlan } from '../kyutai/prepare.js';
-import { stderrProgressBar } from '../models/progress-bar.js';
+import { stderrProgressBars } from '../models/progress-bar.js';
 import { createLogger, type Logger } from '../util/logger.js';
 import { onShutdown } from './options.js';
 import { shellQuote } from '../util/shell-quote.js';
@@ -95,15 +95,10 @@ async function setUpMoshi(settings: Settings, log: Logger): Promise<MoshiPlan> {
       `--engine moshi sets up Kyutai's server on this machine; with --provider ${settings.pool.provider} the workers run elsewhere and bring their own. Drop --engine moshi.`,
     );
   }
-  const bars = new Map<string, ReturnType<typeof stderrProgressBar>>();
   return prepareMoshi({
     settings: settings.engine.moshi,
     gpus: settings.pool.local.gpus,
     say: (line) => log.info(`moshi: ${line}`),
-    onDownload: (file, received, total) => {
-      let bar = bars.get(file);
-      if (!bar) bars.set(file, (bar = stderrProgressBar(`moshi weights ${file}`)));
-      bar({ url: file, received, total, resumedFrom: 0, done: total !== undefined && received >= total });
-    },
+    onFileProgress: stderrProgressBars('moshi weights '),
   });
 }

@@ -13,6 +13,8 @@ import type { SamplingParams } from '../protocol/sampling.js';
 export const ENGINE_SAMPLE_RATE = 24_000;
 /** 80 ms at 24 kHz: one Moshi step. */
 export const ENGINE_FRAME_SAMPLES = 1920;
+/** One frame's length in ms (80). */
+export const ENGINE_FRAME_MS = (ENGINE_FRAME_SAMPLES / ENGINE_SAMPLE_RATE) * 1000;
 
 /** Progress of long start-up work (model downloads, warm-up), shown to users. */
 export interface ProgressReport {

@@ -4,49 +4,76 @@
  * gateway runs from a checkout, else "unknown". Fields named after Rust's
  * toolchain carry Node's equivalents, so nothing in them is made up.
  */
-import { execFileSync } from 'node:child_process';
-import { statSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { stat } from 'node:fs/promises';
 import { arch, platform } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import type { BuildInfo } from '../protocol/server-info.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 let cached: BuildInfo | undefined;
 
-function git(args: string[]): string {
+async function git(args: string[]): Promise<string> {
   try {
-    return execFileSync('git', args, { cwd: REPO, stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 }).toString().trim() || 'unknown';
+    return (await promisify(execFile)('git', args, { cwd: REPO, timeout: 5000 })).stdout.trim() || 'unknown';
   } catch {
     return 'unknown';
   }
 }
 
-function builtAt(): Date | undefined {
+async function builtAt(): Promise<Date | undefined> {
   try {
-    return statSync(resolve(REPO, 'dist/.build-stamp')).mtime;
+    return (await stat(resolve(REPO, 'dist/.build-stamp'))).mtime;
   } catch {
     return undefined;
   }
 }
 
-export function buildInfo(): BuildInfo {
+/** Reads it, off the event loop: the gateway does so once as it starts, before any conversation needs it. */
+export async function loadBuildInfo(): Promise<BuildInfo> {
   if (cached) return cached;
-  const built = builtAt();
-  const commitSeconds = Number(git(['log', '-1', '--format=%ct']));
-  const committed = Number.isFinite(commitSeconds) ? new Date(commitSeconds * 1000) : undefined;
   const target = `${arch()}-${platform()}`;
+  const [built, commit, branch, hash, describe] = await Promise.all([
+    builtAt(),
+    git(['log', '-1', '--format=%ct']),
+    git(['rev-parse', '--abbrev-ref', 'HEAD']),
+    git(['rev-parse', 'HEAD']),
+    git(['describe', '--always', '--dirty']),
+  ]);
+  const commitSeconds = Number(commit);
+  const committed = Number.isFinite(commitSeconds) ? new Date(commitSeconds * 1000) : undefined;
   cached = {
     build_timestamp: built ? String(Math.floor(built.getTime() / 1000)) : 'unknown',
     build_date: built ? built.toISOString() : 'unknown',
-    git_branch: git(['rev-parse', '--abbrev-ref', 'HEAD']),
+    git_branch: branch,
     git_timestamp: committed ? String(commitSeconds) : 'unknown',
     git_date: committed ? committed.toISOString() : 'unknown',
-    git_hash: git(['rev-parse', 'HEAD']),
-    git_describe: git(['describe', '--always', '--dirty']),
+    git_hash: hash,
+    git_describe: describe,
     rustc_host_triple: target,
     rustc_version: `node ${process.version}`,
     cargo_target_triple: target,
   };
   return cached;
+}
+
+/** What loadBuildInfo() read; "unknown" everywhere if it has not finished. */
+export function buildInfo(): BuildInfo {
+  if (cached) return cached;
+  const unknown = 'unknown';
+  const target = `${arch()}-${platform()}`;
+  return {
+    build_timestamp: unknown,
+    build_date: unknown,
+    git_branch: unknown,
+    git_timestamp: unknown,
+    git_date: unknown,
+    git_hash: unknown,
+    git_describe: unknown,
+    rustc_host_triple: target,
+    rustc_version: `node ${process.version}`,
+    cargo_target_triple: target,
+  };
 }

@@ -95,11 +95,6 @@ export class GatewayConversation {
     this.maxSeconds = Math.min(ctx.settings.maxConversationSeconds, caller.maxSeconds ?? Infinity);
   }
 
-  /** True once the conversation has ended (its sockets may still be closing). */
-  get isFinished(): boolean {
-    return this.finished;
-  }
-
   /** Runs `handler` once the conversation has ended, at once if it already has. */
   onFinished(handler: () => void): void {
     if (this.finished) handler();
@@ -128,10 +123,7 @@ export class GatewayConversation {
       this.sendEvent({ type: 'ended', reason: 'shutdown' });
       return this.end(CloseCode.GoingAway, 'The server is restarting. Reconnect to start a new conversation.');
     }
-    const message = 'The server is restarting. Reconnect in a moment.';
-    this.sendEvent({ type: 'error', code: 'shutdown', message });
-    if (this.client.readyState === WebSocket.OPEN) this.client.send(encodeError(message));
-    this.end(CloseCode.TryAgainLater, message);
+    this.tellAndEnd('shutdown', CloseCode.TryAgainLater, 'The server is restarting. Reconnect in a moment.');
   }
 
   async run(): Promise<void> {
@@ -232,9 +224,7 @@ export class GatewayConversation {
     this.outcome = 'too_many_queued';
     this.ctx.metrics.refusals.labels(refusal.reason).inc();
     this.log.info({ refused: refusal.reason, code: refusal.code }, refusal.message);
-    this.sendEvent({ type: 'error', code: refusal.reason, message: refusal.message });
-    if (this.client.readyState === WebSocket.OPEN) this.client.send(encodeError(refusal.message));
-    this.end(refusal.code, refusal.message);
+    this.tellAndEnd(refusal.reason, refusal.code, refusal.message);
   }
 
   private async connect(lease: Lease, query: string): Promise<ConnectResult> {
@@ -444,6 +434,11 @@ export class GatewayConversation {
     this.outcome ??= error;
     this.countError(error);
     this.log.info({ error, code }, message);
+    this.tellAndEnd(error, code, message);
+  }
+
+  /** Tells the client why (a typed event and a kind-5 frame), then closes with `code`. */
+  private tellAndEnd(error: string, code: number, message: string): void {
     this.sendEvent({ type: 'error', code: error, message });
     if (this.client.readyState === WebSocket.OPEN) this.client.send(encodeError(message));
     this.end(code, message);

@@ -10,6 +10,8 @@
  *   repeats why, so that an orchestrator and a person both see it.
  */
 import type { PoolSnapshot, WorkerInfo, WorkerPool } from '../pool/types.js';
+import { readJsonObject } from '../pool/health.js';
+import { healthUrlOf } from '../pool/urls.js';
 
 export type HealthStatus = 'ok' | 'starting' | 'degraded' | 'draining';
 
@@ -21,15 +23,10 @@ export interface Assessment {
 }
 
 /** Our workers answer /health next to /api/chat; others (Kyutai's) have none, which reads as no problem. */
-function healthUrlOf(worker: WorkerInfo): string | undefined {
+function workerHealthUrl(worker: WorkerInfo): string | undefined {
   try {
-    const url = new URL(worker.url);
-    if (!url.pathname.endsWith('/api/chat')) return undefined;
-    url.protocol = url.protocol === 'wss:' ? 'https:' : url.protocol === 'ws:' ? 'http:' : url.protocol;
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;
-    url.pathname = url.pathname.slice(0, -'/api/chat'.length) + '/health';
-    url.search = '';
-    return url.toString();
+    if (!new URL(worker.url).pathname.endsWith('/api/chat')) return undefined;
+    return healthUrlOf(worker.url, '/api/chat', '/health');
   } catch {
     return undefined;
   }
@@ -66,11 +63,13 @@ export class EngineCheck {
   async #check(workers: WorkerInfo[]): Promise<void> {
     const results = await Promise.all(
       workers.map(async (w): Promise<[string, string | undefined] | undefined> => {
-        const url = healthUrlOf(w);
+        const url = workerHealthUrl(w);
         if (!url) return undefined;
         try {
           const response = await fetch(url, { signal: AbortSignal.timeout(CHECK_TIMEOUT_MS) });
-          const body = (await response.json()) as { problem?: unknown };
+          const body = await readJsonObject(response);
+          // Not our JSON: not ours to judge (the pool's own checks report a worker that is down).
+          if (!body) return undefined;
           return [w.id, typeof body.problem === 'string' ? body.problem.slice(0, MAX_PROBLEM_CHARS) : undefined];
         } catch {
           // Unreachable or not ours: the pool's own checks report a worker that is down.

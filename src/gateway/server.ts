@@ -27,6 +27,7 @@ import type { Logger } from '../util/logger.js';
 import { AccessControl, type Refusal } from './access/access-control.js';
 import { AddressLimits, addressKey } from './access/address-limits.js';
 import { AUTH_QUERY_PARAM, chooseSubprotocol } from './access/credentials.js';
+import { loadBuildInfo } from './build-info.js';
 import type { GatewaySettings } from './config.js';
 import { GatewayConversation } from './conversation.js';
 import { monitorEventLoop } from './event-loop.js';
@@ -180,12 +181,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   app.get('/health', async (req, reply) => {
     if (!internal(req, reply)) return;
     const { status, reasons, pool: snapshot } = await health.assess();
-    const open = [...conversations];
     reply.code(status === 'ok' ? 200 : 503).send({
       status,
       reasons,
       engine: options.engineLabel,
-      conversations: open.length,
+      conversations: conversations.size,
       waiting: snapshot.queued,
       eventLoop: loop.summary(),
       access: { auth: access.authRequired, allowedOrigins: settings.allowedOrigins },
@@ -198,6 +198,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 
+  // Before the first caller: reading it runs git, which must not hold up a live relay.
+  await loadBuildInfo();
   await app.listen({ host: settings.host, port: settings.port });
   const port = (app.server.address() as AddressInfo).port;
   const url = `${settings.tlsCert ? 'https' : 'http'}://${urlHost(settings.host)}:${port}`;

@@ -11,6 +11,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { shellQuote } from '../util/shell-quote.js';
+import type { DownloadProgress } from '../models/download.js';
 import { detectGpus, planGpus, type Gpu } from './gpus.js';
 import { ensurePythonEnv, type EnvProgress } from './python-env.js';
 import { assignRoles, ensureMoshiWeights, MOSHI_QUANTIZATIONS, MOSHI_VOICES, moshiRepo, type MoshiWeights } from './weights.js';
@@ -84,7 +85,8 @@ export interface PrepareOptions {
   /** GPU ids the user listed (--gpus); all that nvidia-smi finds otherwise. */
   gpus?: string[];
   say?: (line: string) => void;
-  onDownload?: (file: string, received: number, total?: number) => void;
+  /** Each weights file's download progress. */
+  onFileProgress?: (file: string, progress: DownloadProgress) => void;
   detect?: () => Promise<Gpu[]>;
 }
 
@@ -126,7 +128,7 @@ export async function prepareMoshi(options: PrepareOptions): Promise<MoshiPlan> 
     weights = await ensureMoshiWeights({
       voice: settings.voice,
       quantization,
-      onFileProgress: options.onDownload ? (file, p) => options.onDownload!(file, p.received, p.total) : undefined,
+      onFileProgress: options.onFileProgress,
     }).catch((err: Error) => {
       throw new MoshiSetupError(err.message);
     });

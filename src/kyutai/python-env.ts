@@ -115,7 +115,7 @@ export async function findSystemPython(env: NodeJS.ProcessEnv = process.env): Pr
  * pip's download lines are passed on as progress; torch alone is about 900 MB.
  */
 export async function ensurePythonEnv(
-  options: { version?: string; extraPackages?: string[]; onProgress?: (p: EnvProgress) => void; env?: NodeJS.ProcessEnv } = {},
+  options: { version?: string; onProgress?: (p: EnvProgress) => void; env?: NodeJS.ProcessEnv } = {},
 ): Promise<PythonEnv> {
   const version = options.version ?? MOSHI_VERSION;
   const env = options.env ?? process.env;
@@ -140,7 +140,7 @@ export async function ensurePythonEnv(
     }
   }
   const python = join(dir, 'bin', 'python');
-  const packages = [`moshi==${version}`, ...(options.extraPackages ?? [])];
+  const packages = [`moshi==${version}`];
   say({ stage: 'pip', message: `installing ${packages.join(' ')} (about 4 GB with torch; once per machine)` });
   const pip = await run(
     python,
@@ -159,16 +159,6 @@ export async function ensurePythonEnv(
   await writeFile(join(dir, READY_MARKER), JSON.stringify({ moshi: version, packages, at: new Date().toISOString() }, null, 2));
   say({ stage: 'ready', message: `Kyutai's moshi ${version} is installed in ${dir}` });
   return { python, dir, moshiVersion: version };
-}
-
-/** What the marker says was installed, for `doctor`-style reports. */
-export async function describePythonEnv(found: PythonEnv): Promise<string> {
-  try {
-    const marker = JSON.parse(await readFile(join(found.dir, READY_MARKER), 'utf8')) as { packages?: string[] };
-    return `${found.dir} (${(marker.packages ?? []).join(', ')})`;
-  } catch {
-    return found.dir;
-  }
 }
 
 function indent(text: string): string {

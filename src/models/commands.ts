@@ -3,7 +3,7 @@
  * CLI wires up. They print for people and return data for scripts and tests.
  */
 import { modelCacheDir, modelDir } from './cache.js';
-import { stderrProgressBar } from './progress-bar.js';
+import { stderrProgressBars } from './progress-bar.js';
 import { defaultModels, findModel, MODELS, modelSize, type ModelSpec } from './registry.js';
 import { ensureModel, readManifest, type EnsureOptions } from './store.js';
 
@@ -37,19 +37,11 @@ export async function modelsPull(names: string[] = [], opts: ModelsCommandOption
   }
   for (const r of results) out(`✗ ${r.error}`);
   for (const spec of specs) {
-    const bars = new Map<string, ReturnType<typeof stderrProgressBar>>();
     try {
       const dir = await ensureModel(spec, {
         ...opts,
         cacheDir,
-        onFileProgress:
-          opts.progressBar === false
-            ? undefined
-            : (file, p) => {
-                let bar = bars.get(file);
-                if (!bar) bars.set(file, (bar = stderrProgressBar(`${spec.name}/${file}`)));
-                bar(p);
-              },
+        onFileProgress: opts.progressBar === false ? undefined : stderrProgressBars(`${spec.name}/`),
       });
       const manifest = await readManifest(spec, cacheDir);
       const unpinned = (manifest?.files ?? []).filter((f) => !f.verified).map((f) => ({ path: f.path, sha256: f.sha256 }));

@@ -36,3 +36,13 @@ export function stderrProgressBar(label: string, stream: NodeJS.WriteStream = pr
     }
   };
 }
+
+/** One bar per file of a download of several, each labelled `${prefix}${file}`. */
+export function stderrProgressBars(prefix: string, stream: NodeJS.WriteStream = process.stderr): (file: string, p: DownloadProgress) => void {
+  const bars = new Map<string, (p: DownloadProgress) => void>();
+  return (file, p) => {
+    let bar = bars.get(file);
+    if (!bar) bars.set(file, (bar = stderrProgressBar(`${prefix}${file}`, stream)));
+    bar(p);
+  };
+}

@@ -31,7 +31,7 @@ export async function probeHealth(url: string, timeoutMs: number, signal?: Abort
     if (timeout.aborted) return { kind: 'down', reason: `no answer from ${url} within ${Math.round(timeoutMs / 100) / 10} s` };
     return { kind: 'down', reason: `${url}: ${networkReason(err)}` };
   }
-  return healthFromAnswer(url, response.status, await readJson(response));
+  return healthFromAnswer(url, response.status, await readJsonObject(response));
 }
 
 /**
@@ -59,7 +59,18 @@ export function healthFromAnswer(url: string, httpStatus: number, body: Record<s
   return { kind: 'down', reason: `${url} answered HTTP ${httpStatus}` };
 }
 
-async function readJson(response: Response): Promise<Record<string, unknown> | undefined> {
+/** A JSON object from a body, or undefined for anything else (not JSON, an array, a scalar). */
+export function parseJsonObject(body: Buffer): Record<string, unknown> | undefined {
+  try {
+    const parsed: unknown = JSON.parse(body.toString('utf8'));
+    return parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A health answer's JSON object, read up to MAX_HEALTH_BODY_BYTES (a larger body reads as none). */
+export async function readJsonObject(response: Response): Promise<Record<string, unknown> | undefined> {
   if (!response.body) return undefined;
   const reader = response.body.getReader();
   const chunks: Uint8Array[] = [];
@@ -75,8 +86,7 @@ async function readJson(response: Response): Promise<Record<string, unknown> | u
         return undefined;
       }
     }
-    const parsed: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-    return parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
+    return parseJsonObject(Buffer.concat(chunks));
   } catch {
     return undefined;
   }

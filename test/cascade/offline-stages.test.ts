@@ -152,6 +152,6 @@ describe('resampling (libsamplerate)', () => {
     const seconds = (pcm.length - 2000) / 16_000;
     expect(crossings / seconds).toBeGreaterThan(430);
     expect(crossings / seconds).toBeLessThan(450);
-    r.destroy();
+    r.release();
   });
 });

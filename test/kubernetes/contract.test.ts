@@ -9,7 +9,10 @@
 import { PatchStrategy, setHeaderOptions, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createPool, type PoolConfigInput } from '../../src/pool/index.js';
+import { KubernetesFleet } from '../../src/pool/providers/kubernetes/fleet.js';
 import { CLAIM_LABEL, CLAIMED, isReady } from '../../src/pool/providers/kubernetes/labels.js';
+import { KubernetesMetrics } from '../../src/pool/providers/kubernetes/metrics.js';
+import { kubernetesSettingsSchema } from '../../src/pool/providers/kubernetes/settings.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { eventually } from '../helpers/gateway.js';
 import { closeConversation, openConversation } from '../pool/helpers.js';
@@ -78,6 +81,25 @@ describeProviderContract('kubernetes', {
       },
     };
   },
+});
+
+describe('kubernetes provider: a claimed pod that carried no conversation', () => {
+  it("is handed back (labelled free, not deleted) with the chart's Role, which grants no `get` on pods", async () => {
+    const c = cluster();
+    const settings = kubernetesSettingsSchema.parse(kubernetesSettings());
+    const fleet = await KubernetesFleet.connect(settings, silentLogger, new KubernetesMetrics());
+    try {
+      const pod = await fleet.claim({ signal: new AbortController().signal, progress: () => undefined });
+      const name = pod.metadata!.name!;
+      expect((await c.pods(WORKER_SELECTOR)).find((p) => p.metadata?.name === name)?.metadata?.labels?.[CLAIM_LABEL]).toBe(CLAIMED);
+      await fleet.release(pod, { used: false });
+      const after = (await c.pods(WORKER_SELECTOR)).find((p) => p.metadata?.name === name);
+      expect(after?.metadata?.deletionTimestamp).toBeUndefined();
+      expect(after?.metadata?.labels?.[CLAIM_LABEL]).toBe('free');
+    } finally {
+      await fleet.close();
+    }
+  });
 });
 
 describe('kubernetes provider: start-up problems are named with their fix', () => {

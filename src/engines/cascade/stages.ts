@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { ProgressReport } from '../engine.js';
 import { modelCacheDir, modelDir } from '../../models/cache.js';
 import { findModel, type ModelSpec } from '../../models/registry.js';
-import { stderrProgressBar } from '../../models/progress-bar.js';
+import { stderrProgressBars } from '../../models/progress-bar.js';
 import { ensureModel, isInstalled } from '../../models/store.js';
 import type { CascadeConfig } from './config.js';
 import type { CascadeStages } from './stage-meter.js';
@@ -55,16 +55,11 @@ async function modelFolder(ctx: SelectContext, name: string): Promise<string> {
   if (await isInstalled(spec, cacheDir)) return modelDir(cacheDir, name);
   if (!ctx.config.autoDownload) throw new Error(`Model ${name} is not downloaded. Run \`quillman models pull ${name}\``);
   ctx.log.info({ model: name, cacheDir }, 'downloading model (first use)');
-  const bars = new Map<string, ReturnType<typeof stderrProgressBar>>();
   return ensureModel(spec, {
     cacheDir,
     fetchImpl: ctx.fetchImpl,
     // People watching the server see a bar on stderr; clients get the same progress through warm-up reports.
-    onFileProgress: (file, p) => {
-      let bar = bars.get(file);
-      if (!bar) bars.set(file, (bar = stderrProgressBar(`${name}/${file}`)));
-      bar(p);
-    },
+    onFileProgress: stderrProgressBars(`${name}/`),
     onProgress: (p) => ctx.onProgress?.({ stage: `download:${name}`, message: p.message, fraction: p.fraction }),
   });
 }

@@ -7,10 +7,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 
-/** `new WebSocket(url, ['quillman', 'quillman.bearer.' + token])` */
-export const AUTH_SUBPROTOCOL_PREFIX = 'quillman.bearer.';
-/** `wss://host/api/chat?token=…` */
-export const AUTH_QUERY_PARAM = 'token';
+import { AUTH_QUERY_PARAM, AUTH_SUBPROTOCOL_PREFIX } from '../../protocol/auth.js';
+
+export { AUTH_QUERY_PARAM, AUTH_SUBPROTOCOL_PREFIX } from '../../protocol/auth.js';
 
 export interface Credential {
   value: string;

@@ -12,9 +12,14 @@ export function* delays({ firstMs, maxMs }: Backoff): Generator<number, never> {
   for (let delay = firstMs; ; delay = Math.min(delay * 2, maxMs)) yield delay;
 }
 
+/** The delay after `failures` failures in a row (the first delay after none): doubling, capped. */
+export function delayAfter({ firstMs, maxMs }: Backoff, failures: number): number {
+  return Math.min(maxMs, firstMs * 2 ** Math.max(0, failures));
+}
+
 /** The delay before restart number `failures` (1 after the first failure): doubling, capped. */
 export function restartDelaySeconds(restart: { initialDelaySeconds: number; maxDelaySeconds: number }, failures: number): number {
-  return Math.min(restart.maxDelaySeconds, restart.initialDelaySeconds * 2 ** Math.max(0, failures - 1));
+  return delayAfter({ firstMs: restart.initialDelaySeconds, maxMs: restart.maxDelaySeconds }, failures - 1);
 }
 
 /** Resolves true after `ms`, or false as soon as `signal` aborts. */

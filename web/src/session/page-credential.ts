@@ -6,10 +6,9 @@
  * of the address bar at once, so it is not bookmarked or shared, and kept for
  * this tab only.
  */
+import { APP_SUBPROTOCOL, AUTH_QUERY_PARAM as PARAM, AUTH_SUBPROTOCOL_PREFIX } from '../../../src/protocol/auth.js';
+
 const KEY = 'quillman.credential';
-const PARAM = 'token';
-/** What the gateway reads: `quillman.bearer.<credential>` (src/gateway/access/credentials.ts). */
-export const AUTH_SUBPROTOCOL_PREFIX = 'quillman.bearer.';
 /** A subprotocol is an HTTP token: no spaces or separators. Other credentials go in the query instead. */
 const TOKEN_CHARS = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
 
@@ -35,7 +34,7 @@ export function takePageCredential(location: PageLocation, storage: Pick<Storage
 /** How to present `credential` on a socket to `socketUrl`: a subprotocol when it fits in one, else the query. */
 export function withCredential(socketUrl: string, credential: string | undefined): { url: string; protocols: string[] } {
   if (!credential) return { url: socketUrl, protocols: [] };
-  if (TOKEN_CHARS.test(credential)) return { url: socketUrl, protocols: ['quillman', AUTH_SUBPROTOCOL_PREFIX + credential] };
+  if (TOKEN_CHARS.test(credential)) return { url: socketUrl, protocols: [APP_SUBPROTOCOL, AUTH_SUBPROTOCOL_PREFIX + credential] };
   const url = new URL(socketUrl);
   url.searchParams.set(PARAM, credential);
   return { url: url.toString(), protocols: [] };

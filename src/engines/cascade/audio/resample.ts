@@ -39,7 +39,7 @@ export class StreamResampler {
     private readonly inRate: number,
   ) {}
 
-  /** A converter for one stream; give it back with `release()` (or free it with `destroy()`). */
+  /** A converter for one stream; give it back with `release()`. */
   static async create(inRate: number, outRate: number): Promise<StreamResampler> {
     const pair = `${inRate}:${outRate}`;
     if (inRate === outRate) return new StreamResampler(undefined, pair, inRate);
@@ -64,12 +64,6 @@ export class StreamResampler {
     if (!this.src) return chunk;
     // full() reuses an internal buffer: copy so callers may keep the result.
     return Float32Array.from(this.src.full(chunk));
-  }
-
-  destroy(): void {
-    if (this.released) return;
-    this.released = true;
-    this.src?.destroy();
   }
 }
 

@@ -93,7 +93,8 @@ export class PodClaimer {
 
   /** The pod cache changed (or a request arrived): hand out what can be claimed, tell the rest why they wait. */
   poke(): void {
-    if (this.#closed) return;
+    // Every pod event pokes: with nobody waiting there is nothing to hand out, and scanning all pods would be wasted.
+    if (this.#closed || this.#waiting.length === 0) return;
     const pods = this.#deps.pods();
     this.#forgetGone(pods);
     const candidates = shuffle(pods.filter((p) => isClaimable(p) && !this.#attempting.has(p.metadata!.name!) && this.#lost.get(p.metadata!.name!) !== p.metadata!.resourceVersion));

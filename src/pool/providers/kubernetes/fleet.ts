@@ -12,6 +12,7 @@ import { CoordinationV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type Kub
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
+import { delays, sleep } from '../../worker/backoff.js';
 import { WorkerStartError } from '../../worker/host.js';
 import { apiStatus, describeApiError } from './api-errors.js';
 import { PodClaimer, type ClaimOptions } from './claimer.js';
@@ -25,7 +26,7 @@ import { Reclaimer } from './reclaimer.js';
 import type { KubernetesSettings } from './settings.js';
 
 const SYNC_TIMEOUT_MS = 60_000;
-const DELETE_RETRY_MS = { first: 1000, max: 30_000 };
+const DELETE_RETRY = { firstMs: 1000, maxMs: 30_000 };
 
 export type PodListener = (pod: V1Pod | undefined) => void;
 
@@ -53,6 +54,8 @@ export class KubernetesFleet {
   #leases!: WatchedCollection<V1Lease>;
   #closed = false;
   #closing?: Promise<void>;
+  /** Aborted as closing starts: cuts short the waits between retries, whose next failure then gives up. */
+  readonly #closeSignal = new AbortController();
 
   private constructor(settings: KubernetesSettings, log: Logger, metrics: KubernetesMetrics, access: ClusterAccess) {
     this.#settings = settings;
@@ -211,6 +214,7 @@ export class KubernetesFleet {
   /** Gives up what this gateway holds: claims on their way and pods being released finish first, then the Lease goes. */
   async close(): Promise<void> {
     if (this.#closing) return this.#closing;
+    this.#closeSignal.abort();
     this.#closing = (async () => {
       await this.#claimer.close();
       while (this.#pending.size) await Promise.all(this.#pending);
@@ -260,19 +264,10 @@ export class KubernetesFleet {
   /** Relabels an unused pod free again (its ReplicaSet adopts it); false when it changed meanwhile. */
   async #handBack(pod: V1Pod): Promise<boolean> {
     const name = pod.metadata!.name!;
-    let newest = this.current(name) ?? pod;
-    // The watch may lag behind our own claim (a loaded API server or gateway): a cached copy that does not show it yet
-    // says nothing about who holds the pod now, so ask the API server rather than skip the hand-back and leave the pod
-    // claimed by nobody's seat.
-    if (!isDeleting(newest) && claimOf(newest).holder !== this.identity) {
-      try {
-        newest = await this.#core.readNamespacedPod({ name, namespace: this.namespace });
-      } catch (err) {
-        if (apiStatus(err) === 404) return true;
-        this.#log.debug({ pod: name, err: (err as Error).message }, 'could not read the pod to hand it back; deleting it');
-        return false;
-      }
-    }
+    // `pod` is our claim's answer or a later copy, so it shows our claim. The watch may lag behind it (a loaded API
+    // server or gateway): a cached copy that still shows the pod free is older than our claim and says nothing.
+    const cached = this.current(name);
+    const newest = cached && (isDeleting(cached) || claimOf(cached).state !== FREE) ? cached : pod;
     if (isDeleting(newest) || claimOf(newest).holder !== this.identity) return true;
     try {
       this.#releasing.add(name);
@@ -307,7 +302,7 @@ export class KubernetesFleet {
     const name = pod.metadata!.name!;
     this.#releasing.add(name);
     try {
-      for (let delay = DELETE_RETRY_MS.first; ; delay = Math.min(DELETE_RETRY_MS.max, delay * 2)) {
+      for (const delay of delays(DELETE_RETRY)) {
         try {
           await this.#core.deleteNamespacedPod({ name, namespace: this.namespace, body: { preconditions: { uid: pod.metadata!.uid } } });
           this.#metrics.released('deleted');
@@ -324,9 +319,10 @@ export class KubernetesFleet {
             return false;
           }
           this.#log.warn({ pod: name, err: problem, retryInMs: delay }, `could not delete worker pod ${name} (${reason}); trying again`);
-          await new Promise((r) => setTimeout(r, delay));
+          await sleep(delay, this.#closeSignal.signal);
         }
       }
+      throw new Error('unreachable: the retry delays never end');
     } finally {
       this.#releasing.delete(name);
     }

@@ -7,6 +7,7 @@
  */
 import { makeInformer, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { delayAfter } from '../../worker/backoff.js';
 
 export interface WatchedCollection<T extends KubernetesObject> {
   /** Resolves once the first list has been loaded into the cache. */
@@ -51,7 +52,7 @@ export function watchCollection<T extends KubernetesObject>(options: WatchOption
   informer.on('error', (err: unknown) => {
     failedSinceStart = true;
     if (stopped) return;
-    const delay = Math.min(RESTART.maxMs, RESTART.firstMs * 2 ** failures);
+    const delay = delayAfter(RESTART, failures);
     failures++;
     const message = err instanceof Error ? err.message : String((err as { message?: unknown })?.message ?? err);
     options.log.warn({ err: message, retryInMs: delay }, `lost the watch on ${options.what}; watching again in ${delay / 1000} s`);

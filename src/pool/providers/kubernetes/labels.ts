@@ -11,6 +11,7 @@
  * handed back (relabelled free), and its ReplicaSet adopts it again.
  */
 import type { V1Pod } from '@kubernetes/client-node';
+import { urlHost } from '../../urls.js';
 
 export const CLAIM_LABEL = 'quillman.dev/claim';
 export const FREE = 'free';
@@ -61,8 +62,7 @@ export function podEndpoint(pod: V1Pod, settings: { scheme: string; port: number
   const ip = pod.status!.podIP!;
   const announced = Number(pod.metadata?.annotations?.[PORT_ANNOTATION]);
   const port = Number.isInteger(announced) && announced > 0 && announced < 65_536 ? announced : settings.port;
-  const host = ip.includes(':') ? `[${ip}]` : ip;
-  return `${settings.scheme}://${host}:${port}${settings.path}`;
+  return `${settings.scheme}://${urlHost(ip)}:${port}${settings.path}`;
 }
 
 /** "1 nvidia.com/gpu" from the pod's requests or limits, for /health. */

@@ -6,6 +6,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
+import { LineSplitter, readLogLine } from '../../../util/output-lines.js';
 
 const MAX_LOG_LINE_CHARS = 2000;
 const MAX_TAIL_LINE_CHARS = 300;
@@ -27,20 +28,13 @@ export class ChildOutput {
 
   attach(stream: Readable, name: StreamName): void {
     stream.setEncoding('utf8');
-    let partial = '';
+    // Each redraw of a progress bar (tqdm) is a line here: the log shows the download moving.
+    const lines = new LineSplitter(MAX_LOG_LINE_CHARS);
     stream.on('data', (chunk: string) => {
-      // \r too: progress bars (tqdm) redraw a line with it.
-      const lines = (partial + chunk).split(/\r\n|\n|\r/);
-      partial = lines.pop() ?? '';
-      if (partial.length > MAX_LOG_LINE_CHARS) {
-        lines.push(partial);
-        partial = '';
-      }
-      for (const line of lines) this.#line(name, line);
+      for (const { text } of lines.push(chunk)) this.#line(name, text);
     });
     stream.on('end', () => {
-      this.#line(name, partial);
-      partial = '';
+      for (const { text } of lines.flush()) this.#line(name, text);
     });
   }
 
@@ -80,23 +74,4 @@ export class ChildOutput {
 
 function cut(text: string, max: number): string {
   return text.length > max ? text.slice(0, max) + '…' : text;
-}
-
-const PINO_LEVELS: Record<number, 'debug' | 'info' | 'warn' | 'error'> = { 10: 'debug', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'error' };
-
-/** Our own workers log pino JSON lines: relay their message at their level instead of a JSON blob inside a JSON log. */
-function readLogLine(text: string): { level: 'debug' | 'info' | 'warn' | 'error'; message: string } {
-  if (text.startsWith('{"level":')) {
-    try {
-      const record = JSON.parse(text) as { level?: unknown; msg?: unknown; err?: { message?: unknown } };
-      const level = typeof record.level === 'number' ? PINO_LEVELS[record.level] : undefined;
-      if (level && typeof record.msg === 'string') {
-        const error = typeof record.err?.message === 'string' ? `: ${record.err.message}` : '';
-        return { level, message: record.msg + error };
-      }
-    } catch {
-      // Not JSON after all: relay it as it is.
-    }
-  }
-  return { level: 'info', message: text };
 }

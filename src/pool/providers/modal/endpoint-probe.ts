@@ -10,7 +10,7 @@
  * never the server's "no health endpoint".
  */
 import { request } from 'node:https';
-import { healthFromAnswer, MAX_HEALTH_BODY_BYTES, type Probe } from '../../health.js';
+import { healthFromAnswer, MAX_HEALTH_BODY_BYTES, parseJsonObject, type Probe } from '../../health.js';
 
 export interface EndpointProbe {
   url: string;
@@ -42,7 +42,7 @@ export function probeEndpoint(probe: EndpointProbe, signal: AbortSignal): Promis
         if (size > MAX_HEALTH_BODY_BYTES) return done(answer(status, undefined));
         chunks.push(chunk);
       });
-      res.on('end', () => done(answer(status, parse(Buffer.concat(chunks)))));
+      res.on('end', () => done(answer(status, parseJsonObject(Buffer.concat(chunks)))));
       res.on('error', (err) => done({ kind: 'down', reason: `${probe.url}: ${err.message}` }));
     });
     signal.addEventListener('abort', onAbort, { once: true });
@@ -57,11 +57,3 @@ export function probeEndpoint(probe: EndpointProbe, signal: AbortSignal): Promis
   }
 }
 
-function parse(body: Buffer): Record<string, unknown> | undefined {
-  try {
-    const value: unknown = JSON.parse(body.toString('utf8'));
-    return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
-  }
-}

@@ -14,6 +14,8 @@
 import type { Logger } from 'pino';
 import type { Probe } from '../../health.js';
 import type { DialInfo, WorkerDetails, WorkerState } from '../../types.js';
+import { toChatUrl } from '../../urls.js';
+import { delayAfter } from '../../worker/backoff.js';
 import type { HostedInstance } from '../../worker/host.js';
 import { isGone, type ModalSdk, type Sandbox } from './control-plane.js';
 import { probeEndpoint } from './endpoint-probe.js';
@@ -21,6 +23,9 @@ import { billStateOf, type Meter } from './ledger.js';
 import { SandboxOutput } from './sandbox-output.js';
 import { MOSHI_PORT } from './settings.js';
 import { article, type StartProgress } from './start-progress.js';
+
+/** Modal out of reach while a sandbox is watched: tries again, slower each time. */
+const WATCH_RETRY = { firstMs: 500, maxMs: 30_000 };
 
 /** A health check slower than this says the sandbox is not fit for a conversation. */
 const PROBE_TIMEOUT_MS = 10_000;
@@ -84,7 +89,7 @@ export class SandboxInstance implements HostedInstance {
     this.#o = options;
     const base = options.probeToken.url.replace(/\/+$/, '');
     this.#healthUrl = `${base}/health`;
-    this.url = `${toWebsocket(base)}/api/chat`;
+    this.url = toChatUrl(base, '/api/chat');
     this.readinessTarget = `${this.#healthUrl} (sandbox ${options.sandbox.sandboxId})`;
     const log = options.log.child({ worker: options.workerId, sandbox: options.sandbox.sandboxId });
     // An adopted sandbox's output would start again from its first line: what it said then is in the earlier gateway's log.
@@ -163,7 +168,7 @@ export class SandboxInstance implements HostedInstance {
       token = await this.#mint();
     }
     return {
-      url: `${toWebsocket(token.url.replace(/\/+$/, ''))}/api/chat`,
+      url: toChatUrl(token.url, '/api/chat'),
       headers: { authorization: `Bearer ${token.token}` },
       ...(this.#o.ca && { ca: this.#o.ca }),
     };
@@ -249,7 +254,7 @@ export class SandboxInstance implements HostedInstance {
           break;
         }
         // Modal unreachable for a moment: keep watching, a little slower each time.
-        await Promise.race([sleep(Math.min(30_000, 500 * 2 ** attempt)), this.#abandoned.promise]);
+        await Promise.race([sleep(delayAfter(WATCH_RETRY, attempt)), this.#abandoned.promise]);
       }
     }
     this.#gone = true;
@@ -278,10 +283,6 @@ function deferred<T>(): { promise: Promise<T>; resolve(value: T): void } {
 
 function notYet(probe: Probe): boolean {
   return probe.kind === 'down' || probe.kind === 'warming';
-}
-
-function toWebsocket(url: string): string {
-  return url.replace(/^http(s?):\/\//, 'ws$1://');
 }
 
 function sleep(ms: number): Promise<void> {

@@ -5,6 +5,7 @@
  * memory" beats "it exited with code 1"). A progress bar redrawn with "\r"
  * (a weights download) counts as news, not as lines to keep.
  */
+import { LineSplitter, readLogLine } from '../../../util/output-lines.js';
 import type { Sandbox } from './control-plane.js';
 
 const KEPT_LINES = 40;
@@ -22,8 +23,8 @@ export class SandboxOutput {
     const read = async (stream: ReadableStream<string>, name: 'stdout' | 'stderr') => {
       const reader = stream.getReader();
       this.#readers.push(reader);
-      const take = (raw: string, redrawn: boolean) => {
-        const text = readable(raw).slice(0, MAX_LINE_CHARS);
+      const take = ({ text: raw, redrawn }: { text: string; redrawn: boolean }) => {
+        const text = readLogLine(raw).message.slice(0, MAX_LINE_CHARS);
         if (!text.trim()) return;
         if (!redrawn) {
           this.#lines.push(text);
@@ -31,23 +32,14 @@ export class SandboxOutput {
         }
         onLine({ text, stream: name, redrawn });
       };
-      let partial = '';
+      const lines = new LineSplitter(MAX_LINE_CHARS);
       try {
         for (;;) {
           const { done, value } = await reader.read();
           if (done) break;
-          partial += value;
-          for (let end = partial.search(/[\r\n]/); end >= 0; end = partial.search(/[\r\n]/)) {
-            const crlf = partial[end] === '\r' && partial[end + 1] === '\n';
-            take(partial.slice(0, end), partial[end] === '\r' && !crlf);
-            partial = partial.slice(end + (crlf ? 2 : 1));
-          }
-          if (partial.length > MAX_LINE_CHARS) {
-            take(partial, false);
-            partial = '';
-          }
+          lines.push(value).forEach(take);
         }
-        if (partial) take(partial, false);
+        lines.flush().forEach(take);
       } catch {
         // The sandbox is gone or the stream was cancelled: what was read is what there is.
       }
@@ -61,16 +53,5 @@ export class SandboxOutput {
 
   stop(): void {
     for (const reader of this.#readers) void reader.cancel().catch(() => undefined);
-  }
-}
-
-/** A JSON log line (our own worker's pino output, in tests and custom images) reads as its message. */
-function readable(line: string): string {
-  if (!line.startsWith('{')) return line;
-  try {
-    const record = JSON.parse(line) as { msg?: unknown };
-    return typeof record.msg === 'string' ? record.msg : line;
-  } catch {
-    return line;
   }
 }

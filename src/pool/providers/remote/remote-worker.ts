@@ -10,6 +10,7 @@ import { probeHealth, type Probe } from '../../health.js';
 import type { LeaseTicket } from '../../provider.js';
 import type { DialInfo, ReleaseOutcome } from '../../types.js';
 import { healthUrlOf } from '../../urls.js';
+import { delayAfter } from '../../worker/backoff.js';
 import { fixedTicket, ManagedWorker, type WorkerEvents } from '../../worker/managed-worker.js';
 import type { RemoteSettings, RemoteWorkerEntry } from './settings.js';
 
@@ -72,7 +73,7 @@ export class RemoteWorker extends ManagedWorker {
       // Without a health endpoint only another try tells whether it is free: soon at first, then backing off,
       // so a caller gets it soon after it frees up and a long-busy server is not tried every second.
       this.#busyRefusals++;
-      return this.#recheckWhileResetting(Math.min(interval, BUSY_RETRY_MS * 2 ** (this.#busyRefusals - 1)));
+      return this.#recheckWhileResetting(delayAfter({ firstMs: BUSY_RETRY_MS, maxMs: interval }, this.#busyRefusals - 1));
     }
     this.#busyRefusals = 0;
     if (outcome.healthy && !this.hasHealth) return this.set('idle');
