@@ -83,13 +83,16 @@ const PAUSED: [string, number, string][] = [
 ];
 /** End-of-turn settings compared in the trade-off table (engine config keys; the first is the engine before this table existed). */
 const TRADEOFF: { label: string; settings: Record<string, number> }[] = [
-  { label: 'fixed 600; model and recogniser close at 320 (before)', settings: { hangMs: 600, hangAfterCompleteMs: 600, hangAfterIncompleteMs: 600, judgeAfterWords: 1, speculativeAfterMs: 320, speculativeLeadMs: 280, finalPassLeadMs: 280 } },
-  { label: '320 / 900, judged at any length; both at 80', settings: { hangMs: 600, hangAfterCompleteMs: 320, hangAfterIncompleteMs: 900, judgeAfterWords: 1, speculativeAfterMs: 80, speculativeLeadMs: 240, finalPassLeadMs: 240 } },
-  { label: '320 / 900, judged from 4 words; model at 80, close at 160', settings: { hangMs: 600, hangAfterCompleteMs: 320, hangAfterIncompleteMs: 900, judgeAfterWords: 4, speculativeAfterMs: 80, speculativeLeadMs: 240, finalPassLeadMs: 160 } },
-  { label: '320 / 900, judged from 4 words; both at 80 (default)', settings: { hangMs: 600, hangAfterCompleteMs: 320, hangAfterIncompleteMs: 900, judgeAfterWords: 4, speculativeAfterMs: 80, speculativeLeadMs: 240, finalPassLeadMs: 240 } },
-  { label: '280 / 900, judged from 4 words; both at 80', settings: { hangMs: 600, hangAfterCompleteMs: 280, hangAfterIncompleteMs: 900, judgeAfterWords: 4, speculativeAfterMs: 80, speculativeLeadMs: 200, finalPassLeadMs: 200 } },
-  { label: '320 / 900, judged from 4 words; model at the first quiet frame, close at 80', settings: { hangMs: 600, hangAfterCompleteMs: 320, hangAfterIncompleteMs: 900, judgeAfterWords: 4, speculativeAfterMs: 1, speculativeLeadMs: 320, finalPassLeadMs: 240 } },
-  { label: '320 / 900, judged from 4 words; both at the first quiet frame', settings: { hangMs: 600, hangAfterCompleteMs: 320, hangAfterIncompleteMs: 900, judgeAfterWords: 4, speculativeAfterMs: 1, speculativeLeadMs: 320, finalPassLeadMs: 320 } },
+  { label: 'fixed 600; model and recogniser close at 320 (before)', settings: { hangMs: 600, hangAfterCompleteMs: 600, hangWhenReadyMs: 600, hangAfterIncompleteMs: 600, judgeAfterWords: 1, speculativeAfterMs: 320, speculativeLeadMs: 280, finalPassLeadMs: 280 } },
+  { label: '320 / 900, judged at any length; both at 80', settings: { hangMs: 600, hangAfterCompleteMs: 320, hangWhenReadyMs: 320, hangAfterIncompleteMs: 900, judgeAfterWords: 1, speculativeAfterMs: 80, speculativeLeadMs: 240, finalPassLeadMs: 240 } },
+  { label: '320 / 900, judged from 4 words; model at 80, close at 160', settings: { hangMs: 600, hangAfterCompleteMs: 320, hangWhenReadyMs: 320, hangAfterIncompleteMs: 900, judgeAfterWords: 4, speculativeAfterMs: 80, speculativeLeadMs: 240, finalPassLeadMs: 160 } },
+  { label: '320 / 900, judged from 4 words; both at 80', settings: { hangMs: 600, hangAfterCompleteMs: 320, hangWhenReadyMs: 320, hangAfterIncompleteMs: 900, judgeAfterWords: 4, speculativeAfterMs: 80, speculativeLeadMs: 240, finalPassLeadMs: 240 } },
+  { label: '280 / 900, judged from 4 words; both at 80', settings: { hangMs: 600, hangAfterCompleteMs: 280, hangWhenReadyMs: 280, hangAfterIncompleteMs: 900, judgeAfterWords: 4, speculativeAfterMs: 80, speculativeLeadMs: 200, finalPassLeadMs: 200 } },
+  { label: '320 / 900, judged from 4 words; model at 80, recogniser closes where the speech ends', settings: { hangMs: 600, hangAfterCompleteMs: 320, hangWhenReadyMs: 320, hangAfterIncompleteMs: 900, judgeAfterWords: 4, speculativeAfterMs: 20, speculativeLeadMs: 240, finalPassLeadMs: 320 } },
+  { label: '320 / 900, judged from 4 words; both where the speech ends', settings: { hangMs: 600, hangAfterCompleteMs: 320, hangWhenReadyMs: 320, hangAfterIncompleteMs: 900, judgeAfterWords: 4, speculativeAfterMs: 20, speculativeLeadMs: 320, finalPassLeadMs: 320 } },
+  { label: '280 / 900, judged from 4 words; model at 80, recogniser closes where the speech ends', settings: { hangMs: 600, hangAfterCompleteMs: 280, hangWhenReadyMs: 280, hangAfterIncompleteMs: 900, judgeAfterWords: 4, speculativeAfterMs: 20, speculativeLeadMs: 200, finalPassLeadMs: 320 } },
+  { label: '240 / 900, judged from 4 words; both at 80', settings: { hangMs: 600, hangAfterCompleteMs: 240, hangWhenReadyMs: 240, hangAfterIncompleteMs: 900, judgeAfterWords: 4, speculativeAfterMs: 80, speculativeLeadMs: 160, finalPassLeadMs: 160 } },
+  { label: '320 / 900, or 240 once the reply is ready; model where the speech ends, recogniser at 80 (default)', settings: { hangMs: 600, hangAfterCompleteMs: 320, hangWhenReadyMs: 240, hangAfterIncompleteMs: 900, judgeAfterWords: 4, speculativeAfterMs: 20, speculativeLeadMs: 320, finalPassLeadMs: 240 } },
 ];
 /** Pause between the end of a reply and the next question. */
 const GAP_MS = 700;
@@ -281,6 +284,7 @@ function report(runs: RunResult[], wordMs: number): void {
     [
       ...stages.map(([name, pick]) => [name, ...runs.map((r) => `${f0(percentile(numbers(r.turns, pick), 50))} / ${f0(percentile(numbers(r.turns, pick), 90))}`)]),
       ['speculative replies used', ...runs.map((r) => `${r.turns.filter((t) => t.timings?.speculative === true).length}/${r.turns.length}`)],
+      ['turns whose guess was redone on the final words', ...runs.map((r) => `${r.turns.filter((t) => ((t.timings?.redone as number | undefined) ?? 0) > 0).length}/${r.turns.length}`)],
     ],
   );
   printTable(
@@ -438,7 +442,7 @@ async function main(): Promise<void> {
       }
       if (process.argv.includes('--verbose')) {
         const r = runs.at(-1)!;
-        printTable(`${config.label}: each turn`, ['turn', 'v2v', 'stream', 'decided', 'speculative', 'responseMs'], r.turns.map((t) => [String(t.index + 1), f0(t.v2vMs), f0(t.streamMs), f0(t.decidedMs), String(t.timings?.speculative), f0(t.timings?.responseMs as number)]));
+        printTable(`${config.label}: each turn`, ['turn', 'v2v', 'stream', 'decided', 'speculative', 'redone', 'responseMs'], r.turns.map((t) => [String(t.index + 1), f0(t.v2vMs), f0(t.streamMs), f0(t.decidedMs), String(t.timings?.speculative), String(t.timings?.redone ?? ''), f0(t.timings?.responseMs as number)]));
         for (const q of lm.requests.slice(asked)) process.stdout.write(`  model asked: "${q.messages.at(-1)?.content}"${q.abortedByClient ? ' (cancelled)' : ''}\n`);
       }
     }

@@ -142,14 +142,18 @@ export interface RecogniserScript {
 export interface ScriptedRecogniser extends SttStage {
   /** The text of each final pass, in order. */
   readonly finals: string[];
+  /** Stream time each final pass began (the utterance was closed), in order. */
+  readonly closedAt: number[];
 }
 
 /** Recognises the timeline's words once the stream has passed them; each utterance takes the words since the previous one ended. */
 export function scriptedRecogniser(timeline: SpeechTimeline, clock: StreamClock, script: RecogniserScript = {}): ScriptedRecogniser {
   const finals: string[] = [];
+  const closedAt: number[] = [];
   return {
     name: 'scripted-stt',
     finals,
+    closedAt,
     async create(): Promise<RecognizerSession> {
       /** Words up to here belong to utterances already finished. */
       let consumed = 0;
@@ -162,6 +166,7 @@ export function scriptedRecogniser(timeline: SpeechTimeline, clock: StreamClock,
         partial: () => (open ? timeline.wordsBetween(consumed, timeline.heardUntil, 'partial') : ''),
         async finish() {
           const until = timeline.heardUntil;
+          closedAt.push(clock.now);
           open = false;
           await clock.sleep(script.finalPassMs ?? 0);
           const text = timeline.wordsBetween(consumed, until, 'final');

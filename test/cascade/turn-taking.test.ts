@@ -16,7 +16,7 @@ afterEach(async () => {
 });
 
 /** Settings the expectations below are worked out for (independent of the defaults). */
-const TURNS = { hangMs: 600, hangAfterCompleteMs: 320, hangAfterIncompleteMs: 900, speculativeAfterMs: 160, speculativeLeadMs: 300, minBargeInMs: 240 };
+const TURNS = { hangMs: 600, hangAfterCompleteMs: 320, hangWhenReadyMs: 320, hangAfterIncompleteMs: 900, speculativeAfterMs: 160, speculativeLeadMs: 300, minBargeInMs: 240 };
 
 const lastUser = (messages: ChatMessage[]) => [...messages].reverse().find((m) => m.role === 'user')?.content ?? '';
 const eventFrame = (s: Scene, type: string, match: (e: Record<string, unknown>) => boolean = () => true) => s.sink.events.find((e) => e.type === type && match(e))?.frame;
@@ -52,6 +52,25 @@ describe('turn-taking in stream time (scripted stages)', () => {
     expect(s.lm.calls).toHaveLength(1);
     expect(lastUser(s.lm.calls[0])).toBe('what is the capital of france');
     expect(s.sink.replyText()).toBe('Sure. Here is my answer to that.');
+  });
+
+  it('ends the turn at the shorter wait when the reply to the final words is ready, and at the longer one when it is not', async () => {
+    const config = { ...TURNS, hangWhenReadyMs: 240, speculativeAfterMs: 20, speculativeLeadMs: 320 };
+    // The model starts where the speech ends and its first words are ready well within 240 ms: the turn ends there.
+    scene = await openScene({ segments: [{ from: 400, to: 1600, words: 'what is the capital of france' }], config });
+    await scene.play(8000, turnOver(1));
+    const quick = scene.sink.eventsOf('timings')[0];
+    expect(quick.vadEndOfTurnMs).toBeGreaterThanOrEqual(240);
+    expect(quick.vadEndOfTurnMs).toBeLessThan(240 + FRAME_MS);
+    expect(scene.sink.voicedFrames()[0]).toBe(eventFrame(scene, 'turn', (e) => e.state === 'thinking'));
+    await scene.close();
+
+    // A slow model: nothing to play at 240 ms, so the turn waits the full 320 (the user had that long to go on).
+    scene = await openScene({ segments: [{ from: 400, to: 1600, words: 'what is the capital of france' }], config, model: { firstMs: 400, perWordMs: 30 } });
+    await scene.play(8000, turnOver(1));
+    const slow = scene.sink.eventsOf('timings')[0];
+    expect(slow.vadEndOfTurnMs).toBeGreaterThanOrEqual(320);
+    expect(slow.vadEndOfTurnMs).toBeLessThan(320 + FRAME_MS);
   });
 
   it('waits through a pause after a function word, and answers the whole sentence once', async () => {
@@ -90,7 +109,7 @@ describe('turn-taking in stream time (scripted stages)', () => {
         { from: 400, to: 1200, words: 'what is the weather' },
         { from: 1500, to: 2100, words: 'in paris today' },
       ],
-      config: { ...TURNS, hangAfterCompleteMs: 400 },
+      config: { ...TURNS, hangAfterCompleteMs: 400, hangWhenReadyMs: 400 },
       answer: () => story,
     });
     await scene.play(2100);
@@ -139,6 +158,25 @@ describe('turn-taking in stream time (scripted stages)', () => {
     expect(s.lm.aborts).toBe(1);
     expect(userFinals(s)).toEqual(['how far away is the moon']);
     expect(s.sink.eventsOf('timings')[0]).toMatchObject({ speculative: true, sttFinalEarly: true, sttFinalMs: expect.any(Number) });
+  });
+
+  it('closes the recogniser in the frame the speech ends, and redoes a guess made on partial words before the final pass is in', async () => {
+    // The speech ends 5 ms after the frame's middle: its last VAD window is quiet. The model starts at 80 ms of silence.
+    scene = await openScene({
+      segments: [{ from: 400, to: 1645, words: 'how far away is the moon', partial: 'half our new ways the moon' }],
+      config: { ...TURNS, speculativeAfterMs: 20, speculativeLeadMs: 240, finalPassLeadMs: 320 },
+      recogniser: { finalPassMs: 120 },
+    });
+    await scene.play(8000, turnOver(1));
+    const s = scene;
+    // Closed at the end of the frame the speech ended in, not a frame later.
+    expect(s.stt.closedAt).toEqual([1680]);
+    // The guess went out on the partial words at the next frame, while the pass ran, and was redone when it came in.
+    expect(s.lm.calls.map(lastUser)).toEqual(['half our new ways the moon', 'how far away is the moon']);
+    expect(s.lm.aborts).toBe(1);
+    const decided = eventFrame(s, 'turn', (e) => e.state === 'thinking')!;
+    expect(s.sink.voicedFrames()[0]).toBe(decided);
+    expect(s.sink.eventsOf('timings')[0]).toMatchObject({ speculative: true, redone: 1 });
   });
 
   it('stops for a barge-in 240 ms into the interruption, drops what was queued, and remembers only what was heard', async () => {

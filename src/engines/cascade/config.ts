@@ -18,15 +18,27 @@ export const CascadeConfigSchema = z
     hangMs: ms(200, 5000).default(600),
     /** Silence that ends the turn after a word a sentence or question can end on. See docs/cascade.md (End of turn). */
     hangAfterCompleteMs: ms(160, 5000).default(320),
+    /**
+     * …or this much, when the reply to those very words already has its first audio (speculation): ending the turn
+     * sooner only pays when the reply can play at once, and waiting the longer time otherwise costs nothing.
+     */
+    hangWhenReadyMs: ms(160, 5000).default(240),
     /** Silence that ends the turn after a function word or a hesitation ("the", "and", "um"): people pause there mid-sentence. */
     hangAfterIncompleteMs: ms(160, 5000).default(900),
     /** Utterances of fewer words are too short to judge complete: they get hangMs. */
     judgeAfterWords: z.number().int().min(1).max(20).default(4),
-    /** The language model starts on the words so far this long before the turn would end (its reply is then ready when it does)… */
-    speculativeLeadMs: ms(0, 5000).default(240),
-    /** …but never before this much silence. 0 disables speculation. */
-    speculativeAfterMs: ms(0, 5000).default(80),
-    /** The recogniser's utterance is closed this long before the turn would end, so its final pass is done when it does. */
+    /**
+     * The language model starts on the words so far this long before the turn would end after them, so that its reply
+     * is ready when it does (320: as soon as the speech ends, after a complete sentence)…
+     */
+    speculativeLeadMs: ms(0, 5000).default(320),
+    /** …but never before this much silence (20: Silero's first quiet window after speech). 0 disables speculation. */
+    speculativeAfterMs: ms(0, 5000).default(20),
+    /**
+     * The recogniser's utterance is closed this long before hangAfterCompleteMs would end the turn, but not before
+     * speculativeAfterMs, so its final pass is done when the turn ends (240: at 80 ms of silence; closed sooner, it
+     * loses the end of the last word).
+     */
     finalPassLeadMs: ms(0, 5000).default(240),
     /** User speech needed, while the bot talks, before it stops (echo guard). */
     minBargeInMs: ms(80, 2000).default(240),

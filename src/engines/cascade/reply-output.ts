@@ -30,6 +30,8 @@ export interface ActiveReply {
   sttFinalEarly?: boolean;
   /** Stream time from the end of speech to the turn decision. */
   vadEndOfTurnMs?: number;
+  /** Speculative replies of this turn dropped because the final words differed from the ones they answered. */
+  redone?: number;
 }
 
 export class ReplyOutput {

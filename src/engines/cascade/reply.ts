@@ -197,6 +197,11 @@ export class Reply {
     }
   }
 
+  /** Some of its audio is synthesised and waiting: played now, it would be heard at once. */
+  get firstAudioReady(): boolean {
+    return this.sentences.some((s) => s.length > 0);
+  }
+
   /** Nothing more will ever come out. */
   get finished(): boolean {
     if (this.signal.aborted) return true;

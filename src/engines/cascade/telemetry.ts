@@ -16,6 +16,7 @@ export function timingsEvent(a: ActiveReply): EngineEvent {
     turn: a.turn,
     kind: a.kind,
     speculative: a.speculative,
+    redone: a.redone,
     vadEndOfTurnMs: a.vadEndOfTurnMs,
     sttFinalMs: a.sttFinalMs !== undefined ? Math.round(a.sttFinalMs) : undefined,
     sttFinalEarly: a.sttFinalEarly,

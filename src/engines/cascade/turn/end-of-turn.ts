@@ -17,6 +17,8 @@ export interface EndOfTurnSettings {
   hangMs: number;
   /** After a word that can end a sentence or question. */
   hangAfterCompleteMs: number;
+  /** The same, once the reply to those words has its first audio ready. */
+  hangWhenReadyMs: number;
   /** After a function word or a hesitation. */
   hangAfterIncompleteMs: number;
   /** The model starts on the words so far this long before the turn would end… */
@@ -63,12 +65,15 @@ export function classifyEnding(words: string, minWords = 1): Ending {
 export class EndOfTurnPolicy {
   constructor(private readonly settings: EndOfTurnSettings) {}
 
-  /** Silence that ends the turn after these words (undefined: not known yet, e.g. a final pass still running). */
-  waitMs(words: string | undefined): number {
+  /**
+   * Silence that ends the turn after these words (undefined: not known yet, e.g. a final pass still running);
+   * `replyReady`: a reply to these very words has its first audio ready.
+   */
+  waitMs(words: string | undefined, replyReady = false): number {
     const s = this.settings;
     switch (words === undefined ? 'unknown' : classifyEnding(words, s.judgeAfterWords)) {
       case 'complete':
-        return s.hangAfterCompleteMs;
+        return replyReady ? Math.min(s.hangWhenReadyMs, s.hangAfterCompleteMs) : s.hangAfterCompleteMs;
       case 'incomplete':
         return s.hangAfterIncompleteMs;
       case 'unknown':

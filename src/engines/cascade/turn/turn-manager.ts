@@ -8,7 +8,7 @@
  * is done.
  */
 import type { Logger } from 'pino';
-import { ENGINE_SAMPLE_RATE, type ConversationOptions, type EngineSink } from '../../engine.js';
+import { ENGINE_FRAME_MS, ENGINE_SAMPLE_RATE, type ConversationOptions, type EngineSink } from '../../engine.js';
 import type { CascadeConfig } from '../config.js';
 import { ConversationMemory } from '../lm/memory.js';
 import type { LmSession } from '../lm/types.js';
@@ -22,7 +22,7 @@ import type { UserTurnEvents, UserTurnTracker, UtteranceState } from './user-tur
 
 /** Interval between partial transcripts sent to the client (stream time). */
 const PARTIAL_EVERY_MS = 160;
-const FRAME_MS = 80;
+const FRAME_MS = ENGINE_FRAME_MS;
 
 export interface TurnManagerDeps {
   stages: CascadeStages;
@@ -52,6 +52,8 @@ export class TurnManager implements UserTurnEvents {
   /** Silence at the latest frame of the utterance (for a final pass that lands between frames). */
   private silenceMs = 0;
   private idlePrompted = false;
+  /** Speculative replies dropped in this turn because the final words differed. */
+  private redone = 0;
   private turn = 0;
   private closed = false;
 
@@ -89,6 +91,7 @@ export class TurnManager implements UserTurnEvents {
 
   onset(runMs: number): void {
     this.overBot = this.botSpeaking();
+    this.redone = 0;
     this.lastPartial = '';
     this.idlePrompted = false;
     this.lastActivityMs = this.now;
@@ -105,7 +108,8 @@ export class TurnManager implements UserTurnEvents {
     this.publishPartial();
     this.silenceMs = u.silenceMs;
     // The turn's end is judged on final words when a final pass is on its way: until it is in, the plain hang time.
-    if (u.silenceMs >= this.policy.waitMs(this.user.settledWords()) || u.utteranceMs >= this.d.config.maxUtteranceMs) {
+    const settled = this.user.settledWords();
+    if (u.silenceMs >= this.policy.waitMs(settled, this.replyReadyFor(settled)) || u.utteranceMs >= this.d.config.maxUtteranceMs) {
       await this.endOfTurn(u.silenceMs);
       return;
     }
@@ -114,6 +118,12 @@ export class TurnManager implements UserTurnEvents {
     const words = this.user.settledWords() ?? this.user.wordsSoFar();
     if (!this.speculative && u.silenceMs >= this.policy.speculateAtMs(words)) this.startSpeculative(words);
     if (this.user.recognising && u.silenceMs >= this.policy.closeRecogniserAtMs()) this.closeRecogniserEarly();
+  }
+
+  /** The speculative reply answers exactly these final words and its first audio is ready: it can play the moment the turn ends. */
+  private replyReadyFor(settled: string | undefined): boolean {
+    const guess = this.speculative;
+    return settled !== undefined && guess !== undefined && guess.reply.firstAudioReady && normaliseTranscript(guess.userText ?? '') === normaliseTranscript(settled);
   }
 
   /** After each input frame: the idle prompt, once per silence. */
@@ -170,17 +180,18 @@ export class TurnManager implements UserTurnEvents {
    * differ from those the speculative reply answers is it redone on them.
    */
   private closeRecogniserEarly(): void {
-    const guess = this.speculative;
     this.user
       .closeEarly()
       .then((final) => {
         // The user went on, or the turn already ended (endOfTurn compares for itself): nothing to redo here.
-        if (this.closed || this.user.recognising || !this.user.inUtterance || this.speculative !== guess) return;
-        const normal = normaliseTranscript(final.text);
-        if (guess && normaliseTranscript(guess.userText ?? '') === normal) return;
+        if (this.closed || this.user.recognising || !this.user.inUtterance) return;
+        // The guess may have started on the partial words while the pass ran: it stands only if they were right.
+        const guess = this.speculative;
+        if (guess && normaliseTranscript(guess.userText ?? '') === normaliseTranscript(final.text)) return;
+        if (guess) this.redone++;
         this.cancelSpeculative('the final pass changed the words');
         // At once rather than at the next frame, if the pause is already long enough for these words.
-        if (this.silenceMs >= this.policy.speculateAtMs(final.text)) this.startSpeculative(final.text);
+        if (!this.overBot && !this.d.output.current && this.silenceMs >= this.policy.speculateAtMs(final.text)) this.startSpeculative(final.text);
       })
       // Runs outside the frame loop's error handling: a failure here must not become an unhandled rejection (a dead worker).
       .catch((err: unknown) => this.d.log.error({ err }, 'speculative reply failed'));
@@ -242,7 +253,7 @@ export class TurnManager implements UserTurnEvents {
     this.d.sink.metadata({ type: 'transcript', role: 'user', text: final.text, final: true });
     this.turn++;
     this.d.sink.metadata({ type: 'turn', state: 'thinking', turn: this.turn });
-    const timing = { turnEndAt, sttFinalMs: final.finalPassMs ?? 0, sttFinalEarly: !final.passAtEnd, vadEndOfTurnMs };
+    const timing = { turnEndAt, sttFinalMs: final.finalPassMs ?? 0, sttFinalEarly: !final.passAtEnd, vadEndOfTurnMs, redone: this.redone };
 
     if (this.isGoodbye(normal)) {
       this.cancelSpeculative('goodbye');
@@ -256,6 +267,7 @@ export class TurnManager implements UserTurnEvents {
       answer = this.speculative;
       answer.reply.confirm();
     } else {
+      if (this.speculative) this.redone++;
       this.cancelSpeculative('final transcript differs from the partial');
       answer = this.createAnswer(final.text, false);
     }

@@ -13,13 +13,13 @@
  * turn's text is the parts joined.
  */
 import type { Logger } from 'pino';
-import { ENGINE_FRAME_SAMPLES, ENGINE_SAMPLE_RATE } from '../../engine.js';
+import { ENGINE_FRAME_MS, ENGINE_FRAME_SAMPLES, ENGINE_SAMPLE_RATE } from '../../engine.js';
 import type { StreamResampler } from '../audio/resample.js';
 import type { RecognizerSession } from '../stt/types.js';
 import type { VoiceActivityDetector } from '../vad/types.js';
 import type { EchoGate } from './echo-gate.js';
 
-const FRAME_MS = (ENGINE_FRAME_SAMPLES / ENGINE_SAMPLE_RATE) * 1000;
+const FRAME_MS = ENGINE_FRAME_MS;
 
 export interface UserTurnSettings {
   /** Speech probability that starts an utterance; it continues above this less 0.15. */
@@ -30,7 +30,10 @@ export interface UserTurnSettings {
 
 /** The state of the utterance after a frame inside it. */
 export interface UtteranceState {
-  /** Silence since the speech ended (0 while the user talks), counted from the end of the last speech Silero heard as such. */
+  /**
+   * Silence since the speech ended, counted from the end of the last speech Silero heard as such: in a frame of speech,
+   * its quiet last windows (0 when it ends in speech), so that the speech's end is seen in the frame it falls in.
+   */
   silenceMs: number;
   /** Length of the utterance so far. */
   utteranceMs: number;
@@ -147,7 +150,8 @@ export class UserTurnTracker {
     else this.keepUnheard(pcm16);
     this.utteranceMs += FRAME_MS;
     if (speech) {
-      const afterPause = this.silenceMs > 0;
+      // After quiet frames, or after a frame whose last windows were quiet (the recogniser may have closed there).
+      const afterPause = this.silenceMs + this.quietTailMs > 0;
       this.speechRunMs += FRAME_MS;
       this.silenceMs = 0;
       this.quietTailMs = quietTailMs;
@@ -158,7 +162,7 @@ export class UserTurnTracker {
       this.silenceMs += FRAME_MS;
       if (this.silenceMs >= 2 * FRAME_MS) this.speechRunMs = 0;
     }
-    await this.events.afterFrame({ silenceMs: this.silenceMs > 0 ? this.silenceMs + this.quietTailMs : 0, utteranceMs: this.utteranceMs });
+    await this.events.afterFrame({ silenceMs: this.silenceMs + this.quietTailMs, utteranceMs: this.utteranceMs });
   }
 
   private keepUnheard(pcm16: Float32Array): void {
