@@ -28,15 +28,16 @@ describe('gateway over TLS', () => {
     await dir?.cleanup();
   });
 
-  it('serves https and a wss conversation', async () => {
+  it('serves https and a wss conversation', { timeout: 150_000 }, async () => {
     expect(gw.gateway.url).toMatch(/^https:/);
     const health = () => new Promise<number>((resolve, reject) => get(`${gw.gateway.url}/health`, { ca }, (res) => resolve(res.statusCode ?? 0)).on('error', reject));
     await eventually(async () => (await health()) === 200, 20_000, 'https /health to answer 200');
     const client = connectClient(`wss://127.0.0.1:${gw.gateway.port}/api/chat`, { ca });
-    await client.waitFor(isHandshake);
+    // Generous: with the whole suite loading the machine, the TLS handshakes and the worker's may take a while.
+    await client.waitFor(isHandshake, 60_000, 'the handshake');
     const encoder = new OggOpusEncoder();
     for (const page of encoder.encode(new Float32Array(4800).map((_, i) => 0.2 * Math.sin(i / 8)))) client.ws.send(encodeAudio(page));
-    await client.waitFor(isAudio);
+    await client.waitFor(isAudio, 60_000, 'audio back');
     client.ws.close(1000);
     await client.closed;
   });

@@ -91,6 +91,8 @@ describe('kubernetes provider: a claimed pod that carried no conversation', () =
     try {
       const pod = await fleet.claim({ signal: new AbortController().signal, progress: () => undefined });
       const name = pod.metadata!.name!;
+      // As a worker seat does: held, so not taken for an orphan.
+      fleet.own(name);
       expect((await c.pods(WORKER_SELECTOR)).find((p) => p.metadata?.name === name)?.metadata?.labels?.[CLAIM_LABEL]).toBe(CLAIMED);
       await fleet.release(pod, { used: false });
       const after = (await c.pods(WORKER_SELECTOR)).find((p) => p.metadata?.name === name);

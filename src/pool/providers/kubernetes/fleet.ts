@@ -27,6 +27,8 @@ import type { KubernetesSettings } from './settings.js';
 
 const SYNC_TIMEOUT_MS = 60_000;
 const DELETE_RETRY = { firstMs: 1000, maxMs: 30_000 };
+/** Conflicts a hand-back rereads the pod for before it deletes the pod instead. */
+const HAND_BACK_ATTEMPTS = 3;
 
 export type PodListener = (pod: V1Pod | undefined) => void;
 
@@ -261,40 +263,68 @@ export class KubernetesFleet {
     }
   }
 
-  /** Relabels an unused pod free again (its ReplicaSet adopts it); false when it changed meanwhile. */
+  /** Relabels an unused pod free again (its ReplicaSet adopts it); false when that could not be done (it is then deleted). */
   async #handBack(pod: V1Pod): Promise<boolean> {
     const name = pod.metadata!.name!;
     // `pod` is our claim's answer or a later copy, so it shows our claim. The watch may lag behind it (a loaded API
     // server or gateway): a cached copy that still shows the pod free is older than our claim and says nothing.
     const cached = this.current(name);
     const newest = cached && (isDeleting(cached) || claimOf(cached).state !== FREE) ? cached : pod;
-    if (isDeleting(newest) || claimOf(newest).holder !== this.identity) return true;
+    this.#releasing.add(name);
     try {
-      this.#releasing.add(name);
-      await this.#core.patchNamespacedPod(
-        {
-          name,
-          namespace: this.namespace,
-          body: {
-            metadata: {
-              resourceVersion: newest.metadata!.resourceVersion,
-              labels: { [CLAIM_LABEL]: FREE, [GATEWAY_LABEL]: null },
-              annotations: { [CLAIMED_AT_ANNOTATION]: null, [SAFE_TO_EVICT_ANNOTATION]: null },
-            },
-          },
-        },
-        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-      );
-      this.#metrics.released('returned');
-      this.#log.debug({ pod: name }, 'handed an unused worker pod back');
-      return true;
-    } catch (err) {
-      if (apiStatus(err) === 404) return true;
-      this.#log.debug({ pod: name, err: (err as Error).message }, 'could not hand the pod back; deleting it');
-      return false;
+      return await this.#patchFree(name, newest);
     } finally {
       this.#releasing.delete(name);
     }
+  }
+
+  /**
+   * Labels the pod free if this gateway still holds it. Others change the pod after our claim too (its ReplicaSet lets go
+   * of it, the kubelet reports): a conflict then means a newer copy to read, not another holder.
+   */
+  async #patchFree(name: string, claimed: V1Pod): Promise<boolean> {
+    let newest = claimed;
+    for (let attempt = 1; ; attempt++) {
+      if (isDeleting(newest) || claimOf(newest).holder !== this.identity) return true;
+      try {
+        await this.#core.patchNamespacedPod(
+          {
+            name,
+            namespace: this.namespace,
+            body: {
+              metadata: {
+                resourceVersion: newest.metadata!.resourceVersion,
+                labels: { [CLAIM_LABEL]: FREE, [GATEWAY_LABEL]: null },
+                annotations: { [CLAIMED_AT_ANNOTATION]: null, [SAFE_TO_EVICT_ANNOTATION]: null },
+              },
+            },
+          },
+          setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+        );
+        this.#metrics.released('returned');
+        this.#log.debug({ pod: name }, 'handed an unused worker pod back');
+        return true;
+      } catch (err) {
+        const status = apiStatus(err);
+        if (status === 404) return true;
+        if (status === 409 && attempt < HAND_BACK_ATTEMPTS) {
+          const fresh = await this.#read(name).catch(() => undefined);
+          if (fresh === null) return true;
+          if (fresh) {
+            newest = fresh;
+            continue;
+          }
+        }
+        this.#log.debug({ pod: name, err: (err as Error).message }, 'could not hand the pod back; deleting it');
+        return false;
+      }
+    }
+  }
+
+  /** One pod as the API server has it now (null: gone), by a list (the gateway's Role grants no `get` on pods). */
+  async #read(name: string): Promise<V1Pod | null> {
+    const list = await this.#core.listNamespacedPod({ namespace: this.namespace, fieldSelector: `metadata.name=${name}` });
+    return list.items[0] ?? null;
   }
 
   /** Deletes a pod, bound to its uid; retried while the API server is unreachable. True when this call deleted it. */
