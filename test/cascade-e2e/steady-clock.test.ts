@@ -13,6 +13,7 @@
  * clock, output frames waited for input processing, and this story held the
  * reply audio up by half a second or more.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
 import { speak } from '../helpers/speech.js';
 import { clockFigures, probeOutputClock } from './clock-probe.js';
@@ -40,6 +41,9 @@ describe('the reply audio clock', () => {
     let doneAt: number | undefined;
     const listening = (turn: number) => (e: { event: Record<string, unknown> }) => e.event.type === 'turn' && e.event.state === 'listening' && e.event.turn === turn && e.event.reason === undefined;
 
+    // This process's own lateness (a loaded machine starving the test) makes arrivals look late; it is not the worker's.
+    const ownDelay = monitorEventLoopDelay({ resolution: 10 });
+    ownDelay.enable();
     const result = await probeOutputClock({
       url: system().chatUrl,
       maxMs: 70_000,
@@ -54,6 +58,8 @@ describe('the reply audio clock', () => {
       },
     });
 
+    ownDelay.disable();
+    const ownStallMs = ownDelay.max / 1e6;
     expect(result.errors).toEqual([]);
     // Both turns were answered, out loud.
     const finals = result.events.filter((e) => e.event.type === 'transcript' && e.event.role === 'user' && e.event.final === true);
@@ -65,7 +71,8 @@ describe('the reply audio clock', () => {
     // Every 20 ms page came: nothing skipped, nothing doubled (the stream is as long as the session, give or take a frame).
     const span = result.arrivals.at(-1)!.streamMs - result.arrivals[0].streamMs;
     expect(result.arrivals.length).toBeGreaterThan(span / 20 - 8);
-    expect(figures.worstLagMs, JSON.stringify(figures)).toBeLessThan(MAX_LAG_MS);
-    expect(figures.gapMaxMs, JSON.stringify(figures)).toBeLessThan(MAX_LAG_MS);
+    const seen = JSON.stringify({ ...figures, ownStallMs });
+    expect(figures.worstLagMs, seen).toBeLessThan(MAX_LAG_MS + ownStallMs);
+    expect(figures.gapMaxMs, seen).toBeLessThan(MAX_LAG_MS + ownStallMs);
   });
 });
