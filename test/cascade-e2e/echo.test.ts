@@ -26,7 +26,7 @@ afterEach(async () => {
   expect(processesWithMarker(marker)).toEqual([]);
 });
 
-/** Asks the question, then plays the bot's own voice back into the microphone until the reply ends (or 12 s pass). */
+/** Asks the question, then plays the bot's own voice back into the microphone until the reply ends (or 30 s pass: a loaded machine). */
 async function talkWithEcho(cascade: Record<string, unknown>): Promise<{ heard: Heard; echoRms: number; errors: string[] }> {
   system = await startCascadeSystem({ lm: { reply: () => ANSWER, wordDelayMs: 30 }, cascade, marker });
   await untilReady(system);
@@ -38,12 +38,12 @@ async function talkWithEcho(cascade: Record<string, unknown>): Promise<{ heard: 
   let doneAt: number | undefined;
   const { heard, result } = await converse({
     url: system.chatUrl,
-    maxMs: 20_000,
+    maxMs: 40_000,
     mic: (at, h) => {
       const ended = h.events.some((e) => (e.value.type === 'transcript' && e.value.role === 'assistant' && e.value.final === true) || e.value.type === 'flush');
       if (ended && doneAt === undefined) doneAt = at;
       if (doneAt !== undefined && at > doneAt + samplesOf(500)) return undefined;
-      if (at > questionEnd + samplesOf(12_000)) return undefined;
+      if (at > questionEnd + samplesOf(30_000)) return undefined;
       const chunk = script.chunk(at);
       // The speaker's sound reaches the microphone ECHO_DELAY after the bot emitted it.
       const echo = h.audio(at - ECHO_DELAY, at - ECHO_DELAY + CHUNK);
