@@ -31,10 +31,28 @@ async function builtAt(): Promise<Date | undefined> {
   }
 }
 
+/** The ten strings from what was read ("unknown" for what could not be). */
+function toBuildInfo(parts: { built?: Date; commit: string; branch: string; hash: string; describe: string }): BuildInfo {
+  const commitSeconds = Number(parts.commit);
+  const committed = Number.isFinite(commitSeconds) ? new Date(commitSeconds * 1000) : undefined;
+  const target = `${arch()}-${platform()}`;
+  return {
+    build_timestamp: parts.built ? String(Math.floor(parts.built.getTime() / 1000)) : 'unknown',
+    build_date: parts.built ? parts.built.toISOString() : 'unknown',
+    git_branch: parts.branch,
+    git_timestamp: committed ? String(commitSeconds) : 'unknown',
+    git_date: committed ? committed.toISOString() : 'unknown',
+    git_hash: parts.hash,
+    git_describe: parts.describe,
+    rustc_host_triple: target,
+    rustc_version: `node ${process.version}`,
+    cargo_target_triple: target,
+  };
+}
+
 /** Reads it, off the event loop: the gateway does so once as it starts, before any conversation needs it. */
 export async function loadBuildInfo(): Promise<BuildInfo> {
   if (cached) return cached;
-  const target = `${arch()}-${platform()}`;
   const [built, commit, branch, hash, describe] = await Promise.all([
     builtAt(),
     git(['log', '-1', '--format=%ct']),
@@ -42,38 +60,11 @@ export async function loadBuildInfo(): Promise<BuildInfo> {
     git(['rev-parse', 'HEAD']),
     git(['describe', '--always', '--dirty']),
   ]);
-  const commitSeconds = Number(commit);
-  const committed = Number.isFinite(commitSeconds) ? new Date(commitSeconds * 1000) : undefined;
-  cached = {
-    build_timestamp: built ? String(Math.floor(built.getTime() / 1000)) : 'unknown',
-    build_date: built ? built.toISOString() : 'unknown',
-    git_branch: branch,
-    git_timestamp: committed ? String(commitSeconds) : 'unknown',
-    git_date: committed ? committed.toISOString() : 'unknown',
-    git_hash: hash,
-    git_describe: describe,
-    rustc_host_triple: target,
-    rustc_version: `node ${process.version}`,
-    cargo_target_triple: target,
-  };
+  cached = toBuildInfo({ built, commit, branch, hash, describe });
   return cached;
 }
 
 /** What loadBuildInfo() read; "unknown" everywhere if it has not finished. */
 export function buildInfo(): BuildInfo {
-  if (cached) return cached;
-  const unknown = 'unknown';
-  const target = `${arch()}-${platform()}`;
-  return {
-    build_timestamp: unknown,
-    build_date: unknown,
-    git_branch: unknown,
-    git_timestamp: unknown,
-    git_date: unknown,
-    git_hash: unknown,
-    git_describe: unknown,
-    rustc_host_triple: target,
-    rustc_version: `node ${process.version}`,
-    cargo_target_triple: target,
-  };
+  return cached ?? toBuildInfo({ commit: 'unknown', branch: 'unknown', hash: 'unknown', describe: 'unknown' });
 }

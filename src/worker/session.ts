@@ -12,14 +12,13 @@
 import type { WebSocket } from 'ws';
 import { OggOpusDecoder, OggOpusEncoder } from '../audio/opus-stream.js';
 import { FrameChunker } from '../audio/pcm.js';
-import { ENGINE_FRAME_MS, ENGINE_FRAME_SAMPLES, ENGINE_SAMPLE_RATE, type Conversation, type Engine, type EngineEvent, type EngineSink } from '../engines/engine.js';
+import { ENGINE_FRAME_MS as FRAME_MS, ENGINE_FRAME_SAMPLES, ENGINE_SAMPLE_RATE, type Conversation, type Engine, type EngineEvent, type EngineSink } from '../engines/engine.js';
 import { CloseCode, closeReason } from '../protocol/close-codes.js';
 import { decodeFrame, encodeAudio, encodeError, encodeHandshake, encodeMetadata, encodeText } from '../protocol/frames.js';
 import type { SamplingParams } from '../protocol/sampling.js';
 import type { Logger } from '../util/logger.js';
 import { OutputClock } from './output-clock.js';
 
-const FRAME_MS = ENGINE_FRAME_MS;
 /**
  * The first output frame leaves this long after the first input frame is
  * complete, and every later one on that grid. Half a frame: input frames

@@ -12,7 +12,7 @@
  * cost is booked in one place.
  */
 import type { Logger } from 'pino';
-import { ENGINE_FRAME_MS, ENGINE_FRAME_SAMPLES, ENGINE_SAMPLE_RATE, type Conversation, type ConversationOptions, type EngineSink } from '../engine.js';
+import { ENGINE_FRAME_MS as FRAME_MS, ENGINE_FRAME_SAMPLES, ENGINE_SAMPLE_RATE, type Conversation, type ConversationOptions, type EngineSink } from '../engine.js';
 import { StreamResampler } from './audio/resample.js';
 import type { CascadeConfig } from './config.js';
 import type { ConversationMemory } from './lm/memory.js';
@@ -27,7 +27,6 @@ import type { VoiceActivityDetector } from './vad/types.js';
 
 export type { CascadeStages } from './stage-meter.js';
 
-const FRAME_MS = ENGINE_FRAME_MS;
 /** Frames waiting to be processed before the oldest are dropped (processing fell behind). */
 const MAX_BACKLOG_FRAMES = 64;
 

@@ -9,8 +9,6 @@ import type { IncomingHttpHeaders } from 'node:http';
 
 import { AUTH_QUERY_PARAM, AUTH_SUBPROTOCOL_PREFIX } from '../../protocol/auth.js';
 
-export { AUTH_QUERY_PARAM, AUTH_SUBPROTOCOL_PREFIX } from '../../protocol/auth.js';
-
 export interface Credential {
   value: string;
   via: 'header' | 'subprotocol' | 'query';

@@ -7,9 +7,9 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { floatToInt16 } from '../../../audio/pcm.js';
-import { loadKoffi, loadNativeLibrary } from '../../../util/native-library.js';
 import type { RecognizerSession, SttStage } from './types.js';
 
+type Koffi = typeof import('koffi');
 type NativeFn = ((...args: unknown[]) => unknown) & { async: (...args: unknown[]) => void };
 
 export const POCKETSPHINX_MODEL_DIR = '/usr/share/pocketsphinx/model/en-us';
@@ -27,10 +27,22 @@ interface Lib {
   ps_get_hyp: NativeFn;
 }
 
+function loadFirst(koffi: Koffi, names: string[]): ReturnType<Koffi['load']> {
+  const errors: string[] = [];
+  for (const name of names) {
+    try {
+      return koffi.load(name);
+    } catch (err) {
+      errors.push(`${name}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  throw new Error(`PocketSphinx library not found (${errors.join('; ')}). Install it: ${POCKETSPHINX_INSTALL_HINT}`);
+}
+
 async function bindLibrary(): Promise<Lib> {
-  const koffi = await loadKoffi();
-  const base = loadNativeLibrary(koffi, ['libsphinxbase.so.3', 'libsphinxbase.so', 'libsphinxbase.3.dylib'], 'PocketSphinx library', POCKETSPHINX_INSTALL_HINT);
-  const ps = loadNativeLibrary(koffi, ['libpocketsphinx.so.3', 'libpocketsphinx.so', 'libpocketsphinx.3.dylib'], 'PocketSphinx library', POCKETSPHINX_INSTALL_HINT);
+  const koffi = (await import('koffi')).default as unknown as Koffi;
+  const base = loadFirst(koffi, ['libsphinxbase.so.3', 'libsphinxbase.so', 'libsphinxbase.3.dylib']);
+  const ps = loadFirst(koffi, ['libpocketsphinx.so.3', 'libpocketsphinx.so', 'libpocketsphinx.3.dylib']);
   return {
     ps_args: ps.func('void *ps_args(void)') as NativeFn,
     cmd_ln_init: base.func('void *cmd_ln_init(void *inout, void *defn, int strict, ...)') as NativeFn,

@@ -8,7 +8,7 @@
  * is done.
  */
 import type { Logger } from 'pino';
-import { ENGINE_FRAME_MS, ENGINE_SAMPLE_RATE, type ConversationOptions, type EngineSink } from '../../engine.js';
+import { ENGINE_FRAME_MS as FRAME_MS, ENGINE_SAMPLE_RATE, type ConversationOptions, type EngineSink } from '../../engine.js';
 import type { CascadeConfig } from '../config.js';
 import { ConversationMemory } from '../lm/memory.js';
 import type { LmSession } from '../lm/types.js';
@@ -22,7 +22,6 @@ import type { UserTurnEvents, UserTurnTracker, UtteranceState } from './user-tur
 
 /** Interval between partial transcripts sent to the client (stream time). */
 const PARTIAL_EVERY_MS = 160;
-const FRAME_MS = ENGINE_FRAME_MS;
 
 export interface TurnManagerDeps {
   stages: CascadeStages;
@@ -115,7 +114,7 @@ export class TurnManager implements UserTurnEvents {
     }
     if (u.silenceMs <= 0 || this.overBot || this.d.output.current) return;
     // Speculate on the final words once they are in, on the partial ones before.
-    const words = this.user.settledWords() ?? this.user.wordsSoFar();
+    const words = settled ?? this.user.wordsSoFar();
     if (!this.speculative && u.silenceMs >= this.policy.speculateAtMs(words)) this.startSpeculative(words);
     if (this.user.recognising && u.silenceMs >= this.policy.closeRecogniserAtMs()) this.closeRecogniserEarly();
   }

@@ -13,13 +13,12 @@
  * turn's text is the parts joined.
  */
 import type { Logger } from 'pino';
-import { ENGINE_FRAME_MS, ENGINE_FRAME_SAMPLES, ENGINE_SAMPLE_RATE } from '../../engine.js';
+import { ENGINE_FRAME_MS as FRAME_MS, ENGINE_FRAME_SAMPLES, ENGINE_SAMPLE_RATE } from '../../engine.js';
 import type { StreamResampler } from '../audio/resample.js';
 import type { RecognizerSession } from '../stt/types.js';
 import type { VoiceActivityDetector } from '../vad/types.js';
 import type { EchoGate } from './echo-gate.js';
 
-const FRAME_MS = ENGINE_FRAME_MS;
 
 export interface UserTurnSettings {
   /** Speech probability that starts an utterance; it continues above this less 0.15. */
